@@ -1,0 +1,146 @@
+"""Run configuration and the three presets.
+
+The paper gives the architecture but not the image size, latent size, batch size,
+optimiser or learning rates (see ``PAPER.md``, "What the paper does not give"). Every such
+choice is a field here, with the value each preset uses and why.
+
+* ``paper``: the closest faithful reading: 256x256x3 images, latent 1024, a 4x4x1024 start,
+  six upsampling levels of the literal Table 1 filters, the Xception transfer discriminator
+  with the paper's 2,048-parameter head, 600 epochs.
+* ``cpu``: the embedded default of ``make reproduce``, sized for a 2-core CPU; where it departs
+  from the paper is listed in ``CPU_DEPARTURES`` and in the README.
+* ``smoke``: a few seconds, for CI.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+D_MODES = ("transfer", "scratch", "auto")
+G_LOSSES = ("non_saturating", "saturating")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that determines a training run (together with the data it loads)."""
+
+    preset: str
+    # data
+    data: str = "phantom"
+    n_images: int | None = None  # phantom size, or a cap on a loaded set (None: all)
+    channels: int = 3
+    # generator (paper section 2.2, Table 1)
+    latent_dim: int = 1024
+    start_size: int = 4
+    start_channels: int = 1024
+    levels: int = 6
+    width: int = 1  # multiplier on every level's filters; the paper is 1
+    dropout: float = 0.2
+    gn_groups: int = 32  # capped by the channel count of each level
+    # discriminator (paper section 2.3)
+    d_mode: str = "transfer"
+    backbone: str = "Xception"
+    d_minibatch_std: bool = False  # project option, not in the paper
+    # training (paper section 2.1)
+    epochs: int = 600
+    batch_size: int = 16
+    g_loss: str = "non_saturating"
+    g_learning_rate: float = 2e-4
+    d_learning_rate: float = 2e-4
+    adam_beta_1: float = 0.5
+    adam_beta_2: float = 0.999
+    real_label: float = 1.0  # < 1 is one-sided label smoothing (Salimans et al. 2016)
+    seed: int = 0
+    n_fixed_samples: int = 16
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.d_mode not in D_MODES:
+            raise ValueError(f"d_mode must be one of {D_MODES}, got {self.d_mode!r}")
+        if self.g_loss not in G_LOSSES:
+            raise ValueError(f"g_loss must be one of {G_LOSSES}, got {self.g_loss!r}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        for name in ("epochs", "batch_size", "latent_dim", "start_size", "levels", "width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.real_label <= 1.0:
+            raise ValueError(f"real_label must be in (0, 1], got {self.real_label}")
+
+    @property
+    def image_size(self) -> int:
+        """Side of the generated images: each level doubles the start size."""
+        return self.start_size * 2**self.levels
+
+    def replace(self, **changes) -> "Config":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["notes"] = list(self.notes)
+        d["image_size"] = self.image_size
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in fields}
+        kwargs["notes"] = tuple(kwargs.get("notes", ()))
+        return cls(**kwargs)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+PAPER = Config(preset="paper")
+
+CPU_DEPARTURES = (
+    "64x64 grayscale images (4x4 start, 4 upsampling levels) instead of 256x256x3 with 6 levels",
+    "placeholder: to be filled from measurements",
+)
+
+CPU = Config(
+    preset="cpu",
+    n_images=512,
+    channels=1,
+    latent_dim=128,
+    start_size=4,
+    start_channels=256,
+    levels=4,
+    width=8,
+    d_mode="auto",
+    backbone="MobileNetV2@0.35",
+    d_minibatch_std=True,
+    epochs=600,
+    batch_size=32,
+    real_label=0.9,
+    notes=CPU_DEPARTURES,
+)
+
+SMOKE = Config(
+    preset="smoke",
+    n_images=64,
+    channels=1,
+    latent_dim=32,
+    start_size=4,
+    start_channels=32,
+    levels=3,
+    width=2,
+    d_mode="scratch",
+    backbone="MobileNetV2@0.35",
+    epochs=3,
+    batch_size=16,
+    n_fixed_samples=4,
+)
+
+PRESETS: dict[str, Config] = {c.preset: c for c in (PAPER, CPU, SMOKE)}
+
+
+def preset(name: str) -> Config:
+    """The named preset; a clear error lists the valid names."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
