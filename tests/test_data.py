@@ -1,0 +1,590 @@
+"""Tests for medgan_lib.data: every loader, the intensity mappings, the errors and make_dataset.
+
+All inputs are written into pytest's tmp_path; nothing outside the repository is read and the
+MedMNIST downloader is replaced, so the tests need no network.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import types
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medgan_lib import data
+from medgan_lib.data import DataError, dataset_fingerprint, load_images, make_dataset
+
+
+def gray_ramp(height: int = 16, width: int = 16) -> np.ndarray:
+    """uint8 image containing 0 at [0, 0] and 255 at [-1, -1]."""
+    return np.linspace(0, 255, height * width).round().astype(np.uint8).reshape(height, width)
+
+
+def to_unit(values: np.ndarray | float) -> np.ndarray:
+    """The expected [-1, 1] value of 8-bit pixels."""
+    return np.asarray(values, np.float32) / np.float32(255) * np.float32(2) - np.float32(1)
+
+
+def write_dicom(
+    path: Path,
+    pixels: np.ndarray,
+    *,
+    photometric: str = "MONOCHROME2",
+    bits_stored: int = 12,
+    slope: float | None = None,
+    intercept: float | None = None,
+    with_pixels: bool = True,
+) -> None:
+    """Write a 16-bit-allocated DICOM file (2D or multi-frame (F, H, W)) with pydicom."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "OT"
+    ds.Rows, ds.Columns = pixels.shape[-2:]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = 16
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
+    ds.PixelRepresentation = 0
+    if pixels.ndim == 3:
+        ds.NumberOfFrames = pixels.shape[0]
+    if slope is not None:
+        ds.RescaleSlope = slope
+        ds.RescaleIntercept = intercept or 0
+    if with_pixels:
+        ds.PixelData = pixels.astype("<u2").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def write_medmnist_npz(path: Path, n_train: int = 6, n_val: int = 3, n_test: int = 2, size: int = 28) -> None:
+    """A MedMNIST-layout archive whose pixel value encodes split and index."""
+    arrays = {}
+    for offset, (split, n) in enumerate((("train", n_train), ("val", n_val), ("test", n_test))):
+        values = (np.arange(n) + 10 * offset).astype(np.uint8)
+        arrays[f"{split}_images"] = np.broadcast_to(values[:, None, None], (n, size, size)).copy()
+        arrays[f"{split}_labels"] = np.zeros((n, 1), np.uint8)
+    np.savez(path, **arrays)
+
+
+def folder(tmp_path: Path, size: int = 16, **kwargs) -> data.ImageSet:
+    """load_images on tmp_path as a folder."""
+    return load_images(f"folder:{tmp_path}", size, **kwargs)
+
+
+def assert_valid(result: data.ImageSet, n: int, size: int, channels: int = 1) -> None:
+    """Shape, dtype, range and fingerprint of a loaded set."""
+    assert result.images.shape == (n, size, size, channels)
+    assert result.images.dtype == np.float32
+    assert result.images.min() >= -1.0 and result.images.max() <= 1.0
+    assert result.fingerprint == dataset_fingerprint(result.images)
+
+
+# ----------------------------------------------------------------------------- Pillow formats
+
+
+def test_png_8bit_gray_maps_0_to_minus1_and_255_to_1(tmp_path):
+    ramp = gray_ramp()
+    Image.fromarray(ramp).save(tmp_path / "a.png")
+    result = folder(tmp_path)
+    assert_valid(result, 1, 16)
+    np.testing.assert_array_equal(result.images[0, ..., 0], to_unit(ramp))
+    assert result.images[0, 0, 0, 0] == -1.0 and result.images[0, -1, -1, 0] == 1.0
+    assert result.notes == ()
+    assert result.source == f"folder:{tmp_path} (1 files: 1 PNG)"
+
+
+def test_rgb_png_luminance_for_one_channel_and_colour_kept_for_three(tmp_path):
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[..., 0] = 255  # pure red
+    Image.fromarray(rgb).save(tmp_path / "red.png")
+    gray = folder(tmp_path)
+    assert_valid(gray, 1, 16)
+    np.testing.assert_allclose(gray.images, 0.299 * 2 - 1, atol=1e-6)
+    assert any("RGB converted to grayscale" in note for note in gray.notes)
+    colour = folder(tmp_path, channels=3)
+    assert_valid(colour, 1, 16, channels=3)
+    np.testing.assert_array_equal(colour.images[0, 0, 0], [1.0, -1.0, -1.0])
+
+
+def test_rgb_with_identical_channels_uses_one_channel_exactly(tmp_path):
+    ramp = gray_ramp()
+    Image.fromarray(np.stack([ramp] * 3, axis=-1)).save(tmp_path / "gray_as_rgb.png")
+    result = folder(tmp_path)
+    np.testing.assert_array_equal(result.images[0, ..., 0], to_unit(ramp))
+    assert any("identical R, G, B" in note for note in result.notes)
+
+
+def test_rgba_png_drops_alpha(tmp_path):
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[..., 3] = 0  # fully transparent white: colour must survive, alpha is ignored
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    result = folder(tmp_path)
+    np.testing.assert_array_equal(result.images, 1.0)
+    assert any("alpha channel dropped" in note for note in result.notes)
+
+
+def test_palette_png(tmp_path):
+    ramp = gray_ramp()
+    Image.fromarray(np.stack([ramp, ramp // 2, ramp // 4], -1)).convert("P", palette=Image.ADAPTIVE).save(
+        tmp_path / "p.png"
+    )
+    assert Image.open(tmp_path / "p.png").mode == "P"
+    result = folder(tmp_path)
+    assert_valid(result, 1, 16)
+    assert result.images[0, 0, 0, 0] < result.images[0, -1, -1, 0]
+
+
+@pytest.mark.parametrize("fmt", ["png", "tiff"])
+def test_16bit_png_and_tiff_are_min_max_per_image(tmp_path, fmt):
+    pixels = np.full((16, 16), 1000, np.uint16)
+    pixels[8:] = 4095  # 12-bit data in a 16-bit container
+    pixels[0, 0] = 2547  # the midpoint
+    Image.fromarray(pixels).save(tmp_path / f"a.{fmt}")
+    assert Image.open(tmp_path / f"a.{fmt}").mode.startswith("I;16")
+    result = folder(tmp_path)
+    assert_valid(result, 1, 16)
+    assert result.images[0, 1, 0, 0] == -1.0 and result.images[0, 8, 0, 0] == 1.0
+    assert result.images[0, 0, 0, 0] == pytest.approx(0.0, abs=1e-3)
+    assert any("16-bit images min-max normalised per image" in note for note in result.notes)
+
+
+def test_jpeg_close_to_source(tmp_path):
+    pixels = np.full((16, 16), 200, np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.jpg", quality=95)
+    result = folder(tmp_path)
+    assert_valid(result, 1, 16)
+    np.testing.assert_allclose(result.images, to_unit(200), atol=0.02)
+    assert "1 JPEG" in result.source
+
+
+def test_bmp_exact(tmp_path):
+    ramp = gray_ramp()
+    Image.fromarray(ramp).save(tmp_path / "a.bmp")
+    result = folder(tmp_path)
+    np.testing.assert_array_equal(result.images[0, ..., 0], to_unit(ramp))
+    assert "1 BMP" in result.source
+
+
+def test_float_tiff_min_max_and_nan_rejected(tmp_path):
+    pixels = np.linspace(-3.0, 5.0, 256, dtype=np.float32).reshape(16, 16)
+    Image.fromarray(pixels).save(tmp_path / "a.tif")
+    result = folder(tmp_path)
+    assert result.images[0, 0, 0, 0] == -1.0 and result.images[0, -1, -1, 0] == 1.0
+    pixels[2, :3] = np.nan
+    pixels[3, 0] = np.inf
+    Image.fromarray(pixels).save(tmp_path / "a.tif")
+    with pytest.raises(DataError, match=r"a\.tif.*3 NaN and 1 Inf"):
+        folder(tmp_path)
+
+
+# ----------------------------------------------------------------------------- DICOM
+
+
+def test_dicom_uses_bits_stored_range(tmp_path):
+    pixels = np.zeros((16, 16), np.uint16)
+    pixels[0, 1] = 4095
+    pixels[0, 2] = 2048
+    write_dicom(tmp_path / "a.dcm", pixels, bits_stored=12)
+    result = folder(tmp_path)
+    assert_valid(result, 1, 16)
+    assert result.images[0, 0, 0, 0] == -1.0
+    assert result.images[0, 0, 1, 0] == 1.0
+    assert result.images[0, 0, 2, 0] == pytest.approx(2048 / 4095 * 2 - 1, abs=1e-6)
+    assert "1 DICOM" in result.source
+
+
+def test_dicom_monochrome1_is_inverted(tmp_path):
+    pixels = np.zeros((16, 16), np.uint16)
+    pixels[0, 1] = 4095
+    write_dicom(tmp_path / "a.dcm", pixels, photometric="MONOCHROME1")
+    result = folder(tmp_path)
+    assert result.images[0, 0, 0, 0] == 1.0 and result.images[0, 0, 1, 0] == -1.0
+    assert any("MONOCHROME1" in note for note in result.notes)
+
+
+def test_dicom_rescale_slope_applied(tmp_path):
+    pixels = np.zeros((16, 16), np.uint16)
+    pixels[0, 1] = 4095
+    pixels[0, 2] = 1024
+    write_dicom(tmp_path / "pos.dcm", pixels, slope=2.0, intercept=-1024.0)
+    write_dicom(tmp_path / "neg.dcm", pixels, slope=-1.0, intercept=0.0)
+    result = folder(tmp_path)
+    negative, positive = result.images[0, 0, :3, 0], result.images[1, 0, :3, 0]
+    np.testing.assert_allclose(positive, [-1.0, 1.0, 1024 / 4095 * 2 - 1], atol=1e-6)
+    np.testing.assert_allclose(negative, -positive, atol=1e-6)  # a negative slope flips intensities
+    assert any("RescaleSlope/Intercept applied: 2 images" in note for note in result.notes)
+
+
+def test_dicom_detected_by_preamble_without_extension(tmp_path):
+    write_dicom(tmp_path / "IM0001", np.full((16, 16), 4095, np.uint16))
+    result = folder(tmp_path)
+    np.testing.assert_array_equal(result.images, 1.0)
+    assert "1 DICOM" in result.source
+
+
+def test_dicom_multiframe_uses_middle_frame(tmp_path):
+    frames = np.stack([np.full((16, 16), value, np.uint16) for value in (0, 4095, 100)])
+    write_dicom(tmp_path / "cine.dcm", frames)
+    result = folder(tmp_path)
+    np.testing.assert_array_equal(result.images, 1.0)  # frame 2 of 3
+    assert any("middle frame" in note and "cine.dcm" in note for note in result.notes)
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def test_center_crop_of_non_square_image(tmp_path):
+    pixels = np.zeros((16, 32), np.uint8)
+    pixels[:, 8:24] = 255  # the central square is white, the side bands black
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    result = folder(tmp_path)
+    np.testing.assert_array_equal(result.images, 1.0)
+    assert any("center-cropped 1 non-square image" in note and "16x32" in note for note in result.notes)
+
+
+def test_mixed_sizes_are_resized_with_notes(tmp_path, caplog):
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.full((40, 40), 255, np.uint8)).save(tmp_path / "b.png")
+    Image.fromarray(np.full((8, 8), 0, np.uint8)).save(tmp_path / "c.png")
+    with caplog.at_level(logging.WARNING, logger="medgan"):
+        result = folder(tmp_path)
+    assert_valid(result, 3, 16)
+    np.testing.assert_allclose(result.images[:2], 1.0, atol=1e-6)
+    np.testing.assert_allclose(result.images[2], -1.0, atol=1e-6)
+    assert any(note.startswith("mixed image sizes") for note in result.notes)
+    resized = [note for note in result.notes if note.startswith("resized 2 images to 16x16")]
+    assert resized and "40x40: 1" in resized[0] and "8x8: 1" in resized[0]
+    assert any("upsampled" in note for note in result.notes)
+    assert any(record.levelno == logging.WARNING and "mixed image sizes" in record.getMessage()
+               for record in caplog.records)
+
+
+def test_downsampling_averages_area(tmp_path):
+    checker = (np.indices((32, 32)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    Image.fromarray(checker).save(tmp_path / "checker.png")
+    result = folder(tmp_path, size=16)
+    # the antialiasing filter averages the 0/255 checkerboard to mid-gray (exactly, away from the border)
+    np.testing.assert_allclose(result.images[0, 1:-1, 1:-1], 0.0, atol=1e-5)
+    np.testing.assert_allclose(result.images, 0.0, atol=0.05)
+
+
+def test_gray_replicated_to_three_channels(tmp_path):
+    ramp = gray_ramp()
+    Image.fromarray(ramp).save(tmp_path / "a.png")
+    result = folder(tmp_path, channels=3)
+    assert_valid(result, 1, 16, channels=3)
+    for channel in range(3):
+        np.testing.assert_array_equal(result.images[0, ..., channel], to_unit(ramp))
+    assert any("replicated to 3 channels" in note for note in result.notes)
+
+
+# ----------------------------------------------------------------------------- folder behaviour
+
+
+def test_folder_recursive_sorted_with_skips_and_max_images(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    for name, value in (("b.png", 20), ("a.png", 10), ("sub/c.png", 30), (".hidden/d.png", 40), (".e.png", 50)):
+        Image.fromarray(np.full((16, 16), value, np.uint8)).save(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "labels.csv").write_text("a,1")
+    result = folder(tmp_path)
+    np.testing.assert_array_equal(result.images[:, 0, 0, 0], to_unit([10, 20, 30]))
+    assert result.metadata["files"] == ["a.png", "b.png", str(Path("sub", "c.png"))]
+    assert "skipped 2 hidden files or folders" in result.notes
+    assert any(note.startswith("skipped 2 non-image files") and ".txt: 1" in note for note in result.notes)
+    first_two = folder(tmp_path, max_images=2)
+    np.testing.assert_array_equal(first_two.images[:, 0, 0, 0], to_unit([10, 20]))
+
+
+def test_folder_loads_2000_images_quickly(tmp_path):
+    import time
+
+    rng = np.random.default_rng(0)
+    for index in range(2000):
+        Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8)).save(tmp_path / f"{index:04d}.png")
+    start = time.perf_counter()
+    result = load_images(f"folder:{tmp_path}", 64)
+    assert result.images.shape == (2000, 64, 64, 1)
+    assert time.perf_counter() - start < 20
+
+
+# ----------------------------------------------------------------------------- npz
+
+
+def test_npz_medmnist_layout_and_selections(tmp_path):
+    path = tmp_path / "mm.npz"
+    write_medmnist_npz(path)
+    train = load_images(f"npz:{path}", 28)
+    assert_valid(train, 6, 28)
+    np.testing.assert_array_equal(train.images[:, 0, 0, 0], to_unit(np.arange(6)))
+    assert load_images(f"npz:{path}#val", 28).images[0, 0, 0, 0] == to_unit(10)
+    assert len(load_images(f"npz:{path}#test", 28).images) == 2
+    everything = load_images(f"npz:{path}#all", 28, max_images=8)
+    np.testing.assert_array_equal(everything.images[:, 0, 0, 0], to_unit([0, 1, 2, 3, 4, 5, 10, 11]))
+    assert "train_images" in train.source
+
+
+def test_npz_images_layout_rgb_uint8(tmp_path):
+    images = np.zeros((4, 8, 8, 3), np.uint8)
+    images[..., 1] = 255  # pure green
+    np.savez(tmp_path / "x.npz", images=images, labels=np.arange(4))
+    result = load_images(f"npz:{tmp_path / 'x.npz'}", 8)
+    assert_valid(result, 4, 8)
+    np.testing.assert_allclose(result.images, 0.587 * 2 - 1, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_npz_non_uint8_min_max_over_whole_array(tmp_path, dtype):
+    images = np.zeros((2, 8, 8), dtype)
+    images[0] = 100
+    images[1] = 300
+    images[1, 0, 0] = 500
+    np.savez(tmp_path / "x.npz", images=images)
+    result = load_images(f"npz:{tmp_path / 'x.npz'}", 8)
+    # one map for all images: 100 -> -1, 300 -> 0, 500 -> 1 (per-image min-max would give -1 for both)
+    assert result.images[0, 1, 1, 0] == -1.0
+    assert result.images[1, 1, 1, 0] == pytest.approx(0.0, abs=1e-6)
+    assert result.images[1, 0, 0, 0] == 1.0
+    assert any("min-max normalised over all 2 images" in note for note in result.notes)
+
+
+def test_npz_wrong_keys_lists_found_and_expected(tmp_path):
+    np.savez(tmp_path / "bad.npz", x_train=np.zeros((2, 8, 8), np.uint8), y_train=np.zeros(2))
+    with pytest.raises(DataError, match=r"bad\.npz.*x_train.*y_train.*expected 'images'.*train_images"):
+        load_images(f"npz:{tmp_path / 'bad.npz'}", 8)
+
+
+def test_npz_nan_names_array_and_count(tmp_path):
+    images = np.zeros((3, 8, 8), np.float32)
+    images[1, :2, :2] = np.nan
+    np.savez(tmp_path / "nan.npz", images=images)
+    with pytest.raises(DataError, match=r"nan\.npz \[images\]: 4 NaN and 0 Inf"):
+        load_images(f"npz:{tmp_path / 'nan.npz'}", 8)
+
+
+def test_npz_channels_first_rejected(tmp_path):
+    np.savez(tmp_path / "cf.npz", images=np.zeros((2, 3, 8, 8), np.uint8))
+    with pytest.raises(DataError, match=r"cf\.npz.*channels-first"):
+        load_images(f"npz:{tmp_path / 'cf.npz'}", 8)
+
+
+# ----------------------------------------------------------------------------- bad inputs
+
+
+def test_missing_paths(tmp_path):
+    with pytest.raises(DataError, match="nowhere.*not found"):
+        load_images(f"folder:{tmp_path / 'nowhere'}", 16)
+    with pytest.raises(DataError, match=r"missing\.npz.*not found"):
+        load_images(f"npz:{tmp_path / 'missing.npz'}", 16)
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "readme.txt").write_text("no images here")
+    with pytest.raises(DataError, match=rf"{tmp_path.name}: no images found.*skipped 1 non-image file \(\.txt: 1\)"):
+        folder(tmp_path)
+
+
+def test_truncated_png(tmp_path):
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(tmp_path / "t.png")
+    payload = (tmp_path / "t.png").read_bytes()
+    (tmp_path / "t.png").write_bytes(payload[: len(payload) // 2])
+    with pytest.raises(DataError, match=r"t\.png: cannot decode image"):
+        folder(tmp_path)
+
+
+def test_non_image_file_with_image_extension(tmp_path):
+    Image.fromarray(gray_ramp()).save(tmp_path / "good.png")
+    (tmp_path / "fake.jpg").write_text("this is text, not a JPEG")
+    with pytest.raises(DataError, match=r"fake\.jpg: cannot decode image"):
+        folder(tmp_path)
+
+
+def test_dicom_without_pixel_data(tmp_path):
+    write_dicom(tmp_path / "nopix.dcm", np.zeros((16, 16), np.uint16), with_pixels=False)
+    with pytest.raises(DataError, match=r"nopix\.dcm: DICOM file has no pixel data"):
+        folder(tmp_path)
+
+
+def test_garbage_dcm(tmp_path):
+    (tmp_path / "junk.dcm").write_bytes(b"\x00\x01garbage" * 20)
+    with pytest.raises(DataError, match=r"junk\.dcm"):
+        folder(tmp_path)
+
+
+def test_zero_images_after_selection(tmp_path):
+    path = tmp_path / "mm.npz"
+    write_medmnist_npz(path, n_val=0)
+    with pytest.raises(DataError, match="zero images after selection"):
+        load_images(f"npz:{path}#val", 28)
+    Image.fromarray(gray_ramp()).save(tmp_path / "a.png")
+    with pytest.raises(DataError, match="zero images after selection with max_images=0"):
+        folder(tmp_path, max_images=0)
+
+
+def test_unknown_spec_lists_valid_specs():
+    expected = r"unknown dataset spec 'dicomdir:/x'.*phantom.*npz:PATH.*folder:PATH.*medmnist:NAME"
+    with pytest.raises(DataError, match=expected):
+        load_images("dicomdir:/x", 16)
+
+
+# ----------------------------------------------------------------------------- MedMNIST
+
+
+@pytest.fixture
+def medmnist_cache(tmp_path, monkeypatch):
+    """An empty MedMNIST cache and a downloader that fails as if offline."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("MEDGAN_DATA_DIR", str(cache))
+
+    def offline(url: str, dest: Path) -> None:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(data, "_download", offline)
+    return cache
+
+
+def test_medmnist_cached_file_used_offline(medmnist_cache, monkeypatch):
+    write_medmnist_npz(medmnist_cache / "breastmnist.npz")
+    md5 = hashlib.md5((medmnist_cache / "breastmnist.npz").read_bytes()).hexdigest()
+    monkeypatch.setitem(data.MEDMNIST_MD5["breastmnist"], 28, md5)
+    result = load_images("medmnist:breastmnist@28", 28)
+    assert_valid(result, 6, 28)
+    assert "md5 verified" in result.source and result.metadata["md5"] == md5
+    assert len(load_images("medmnist:breastmnist@28#all", 28).images) == 11
+
+
+def test_medmnist_wrong_md5(medmnist_cache):
+    write_medmnist_npz(medmnist_cache / "breastmnist.npz")
+    with pytest.raises(DataError, match=r"breastmnist\.npz: md5 .* does not match .*750601b1f35ba3300ea97c75c52ff8f6"):
+        load_images("medmnist:breastmnist@28", 28)
+
+
+def test_medmnist_offline_and_uncached_says_what_to_place_where(medmnist_cache):
+    with pytest.raises(DataError) as error:
+        load_images("medmnist:breastmnist", 64)  # no @SIZE: the 64 px file matches image_size 64
+    message = str(error.value)
+    assert "breastmnist_64.npz" in message
+    assert str(medmnist_cache / "breastmnist_64.npz") in message
+    assert "https://zenodo.org/records/10519652/files/breastmnist_64.npz?download=1" in message
+    assert list(medmnist_cache.iterdir()) == []  # no partial file left behind
+
+
+def test_medmnist_download_is_verified_and_atomic(medmnist_cache, tmp_path, monkeypatch):
+    source = tmp_path / "official.npz"
+    write_medmnist_npz(source)
+    monkeypatch.setattr(data, "_download", lambda url, dest: dest.write_bytes(source.read_bytes()))
+    with pytest.raises(DataError, match="md5"):
+        load_images("medmnist:pneumoniamnist@28", 28)
+    assert list(medmnist_cache.iterdir()) == []
+    md5 = hashlib.md5(source.read_bytes()).hexdigest()
+    monkeypatch.setitem(data.MEDMNIST_MD5["pneumoniamnist"], 28, md5)
+    result = load_images("medmnist:pneumoniamnist@28", 28)
+    assert len(result.images) == 6
+    assert [path.name for path in medmnist_cache.iterdir()] == ["pneumoniamnist.npz"]
+
+
+def test_medmnist_bad_name_and_size():
+    with pytest.raises(DataError, match="unknown MedMNIST 2D dataset 'nosuchmnist'.*breastmnist"):
+        load_images("medmnist:nosuchmnist", 28)
+    with pytest.raises(DataError, match="size must be one of"):
+        load_images("medmnist:breastmnist@32", 28)
+
+
+def test_md5_table_covers_every_2d_dataset_and_size():
+    assert len(data.MEDMNIST_MD5) == 12
+    for sizes in data.MEDMNIST_MD5.values():
+        assert sorted(sizes) == [28, 64, 128, 224]
+        assert all(len(md5) == 32 and int(md5, 16) >= 0 for md5 in sizes.values())
+
+
+# ----------------------------------------------------------------------------- phantom
+
+
+class FakePhantomSet:
+    """Stand-in for medgan_lib.phantom.PhantomSet."""
+
+    def __init__(self, n: int, size: int) -> None:
+        self.images = np.linspace(0, 1, n * size * size, dtype=np.float32).reshape(n, size, size)
+        self.params = [{"index": i} for i in range(n)]
+        self.landmarks = {"apex": np.arange(2 * n, dtype=float).reshape(n, 2)}
+
+
+def test_phantom_spec_calls_make_phantom(monkeypatch):
+    calls = []
+
+    def make_phantom(n: int, size: int = 64, seed: int = 0) -> FakePhantomSet:
+        calls.append((n, size, seed))
+        return FakePhantomSet(n, size)
+
+    monkeypatch.setitem(sys.modules, "medgan_lib.phantom", types.SimpleNamespace(make_phantom=make_phantom))
+    default = load_images("phantom", 16, seed=3)
+    assert calls[-1] == (2000, 16, 3)
+    assert_valid(default, 2000, 16)
+    assert default.source == "phantom (procedural X-ray aortography, NOT patient data): 2000 images, seed 3"
+    limited = load_images("phantom:10", 16, max_images=4)
+    assert calls[-1] == (10, 16, 0)
+    assert len(limited.images) == 4 and limited.metadata["params"] == [{"index": i} for i in range(4)]
+    assert limited.metadata["landmarks"]["apex"] == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0]]
+    assert limited.images.min() == -1.0
+    with pytest.raises(DataError, match="positive integer"):
+        load_images("phantom:many", 16)
+
+
+def test_real_phantom_if_available():
+    pytest.importorskip("medgan_lib.phantom")
+    result = load_images("phantom:8", 32, seed=1)
+    assert_valid(result, 8, 32)
+    assert len(result.metadata["params"]) == 8
+    assert result.fingerprint == load_images("phantom:8", 32, seed=1).fingerprint
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def test_make_dataset_order_determined_by_seed_and_epoch():
+    images = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1) * np.ones((1, 4, 4, 1), np.float32)
+
+    def order(seed: int, epoch: int) -> list[float]:
+        return [float(v) for batch in make_dataset(images, 3, seed, epoch) for v in batch.numpy()[:, 0, 0, 0]]
+
+    first = order(5, 0)
+    assert first == order(5, 0)
+    assert first != order(5, 1)
+    assert first != order(6, 0)
+    assert first == [float(i) for i in np.random.default_rng([5, 0]).permutation(10)[:9]]
+
+
+def test_make_dataset_batches_drop_remainder():
+    images = np.zeros((10, 8, 8, 1), np.float32)
+    batches = list(make_dataset(images, 4, seed=0, epoch=0))
+    assert [tuple(batch.shape) for batch in batches] == [(4, 8, 8, 1), (4, 8, 8, 1)]
+    assert all(batch.dtype.name == "float32" for batch in batches)
+    with pytest.raises(DataError, match="fewer than batch_size 16"):
+        make_dataset(images, 16, seed=0, epoch=0)
+
+
+def test_fingerprint_depends_on_values_and_shape():
+    images = np.zeros((4, 8, 8, 1), np.float32)
+    reference = dataset_fingerprint(images)
+    assert reference == dataset_fingerprint(images.copy())
+    changed = images.copy()
+    changed[2, 3, 3, 0] = 1e-6
+    assert dataset_fingerprint(changed) != reference
+    assert dataset_fingerprint(images.reshape(2, 8, 16, 1)) != reference
