@@ -20,6 +20,7 @@ generators, produces what an uninterrupted run would have.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -204,7 +205,7 @@ def _provenance(run_dir: Path, config: Config, images: ImageSet, d_info: Discrim
             "created": session["started"],
             "packages": package_versions(),
             "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
-            "discriminator": d_info.to_dict(),
+            "discriminator": dataclasses.asdict(d_info),
             "dataset": {
                 "spec": images.spec,
                 "source": images.source,
