@@ -36,10 +36,10 @@ import functools
 import logging
 from typing import Any, Callable
 
-import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
+from medgan_lib.params import compare_counts, parameter_counts
 from medgan_lib.pretrained import (
     MOBILENET_ALPHAS,
     MOBILENET_V2_ALPHAS,
@@ -151,14 +151,6 @@ class DiscriminatorInfo:
     reason: str
     backbone_input_size: tuple[int, int]
     params: dict[str, int]
-
-
-def count_params(model: keras.Model) -> dict[str, int]:
-    """Total / trainable / non-trainable parameter counts."""
-    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    non_trainable = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
-    return {"total": trainable + non_trainable, "trainable": trainable,
-            "non_trainable": non_trainable}
 
 
 def _make_backbone(name: str, alpha: float | None, input_size: tuple[int, int],
@@ -282,7 +274,7 @@ def _info(model: keras.Model, requested: str, used: str, name: str, alpha: float
     """Collect a DiscriminatorInfo for a built model."""
     size = model.get_layer("to_backbone_input").target_size
     return DiscriminatorInfo(requested, used, name, alpha, weights, reason, size,
-                             count_params(model))
+                             parameter_counts(model))
 
 
 @functools.lru_cache(maxsize=1)
@@ -326,10 +318,4 @@ def discriminator_param_table(
     """Our transfer-mode parameter counts beside Table 3 (paper figures: plain Xception only)."""
     _, info = build_transfer_architecture(image_shape, backbone, head_minibatch_std)
     paper_applies = backbone == "Xception" and not head_minibatch_std
-    rows = []
-    for key in ("total", "trainable", "non_trainable"):
-        paper = PAPER_D_PARAMS[key] if paper_applies else None
-        measured = info.params[key]
-        rows.append({"quantity": key, "paper": paper, "measured": measured,
-                     "difference": None if paper is None else measured - paper})
-    return rows
+    return compare_counts(info.params, PAPER_D_PARAMS if paper_applies else None)

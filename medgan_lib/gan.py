@@ -111,7 +111,8 @@ class GAN(tf.keras.Model):
         self.g_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return {"g_loss": loss}
 
-    def train_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
+    def train_step(self, data) -> dict[str, tf.Tensor]:
+        real, _, _ = tf.keras.utils.unpack_x_y_sample_weight(data)
         results = self.discriminator_step(real)
         results.update(self.generator_step(tf.shape(real)[0]))
         for name, value in results.items():

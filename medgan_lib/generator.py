@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from . import addons
 from .config import Config
+from .params import compare_counts, parameter_counts
 
 PAPER_G_PARAMS = {"total": 17_074_528, "trainable": 17_016_608, "non_trainable": 57_920}
 
@@ -99,27 +100,6 @@ def build_generator(config: Config) -> tf.keras.Model:
         x = tf.keras.layers.Conv2D(config.channels, 1, name="to_image")(x)
     image = tf.keras.layers.Activation("tanh", name="tanh", dtype="float32")(x)
     return tf.keras.Model(z, image, name="generator")
-
-
-def parameter_counts(model: tf.keras.Model) -> dict[str, int]:
-    """Total, trainable and non-trainable parameter counts, as Keras' summary reports them."""
-    trainable = sum(int(tf.size(w)) for w in model.trainable_weights)
-    non_trainable = sum(int(tf.size(w)) for w in model.non_trainable_weights)
-    return {"total": trainable + non_trainable, "trainable": trainable, "non_trainable": non_trainable}
-
-
-def compare_counts(ours: dict[str, int], paper: dict[str, int]) -> list[dict]:
-    """Rows of ours beside the paper's, with the difference in parameters and percent."""
-    return [
-        {
-            "count": key,
-            "paper": paper[key],
-            "ours": ours[key],
-            "difference": ours[key] - paper[key],
-            "difference_pct": round(100.0 * (ours[key] - paper[key]) / paper[key], 2),
-        }
-        for key in ("total", "trainable", "non_trainable")
-    ]
 
 
 def generator_parameter_table(config: Config, model: tf.keras.Model | None = None) -> list[dict]:

@@ -69,10 +69,11 @@ def _off_diagonal_cosines(features: np.ndarray) -> np.ndarray:
 
 
 def test_xception_transfer_architecture_matches_table3() -> None:
-    rows = {r["quantity"]: r for r in disc.discriminator_param_table((256, 256, 3))}
-    assert rows["total"]["measured"] == 20_867_624
-    assert rows["trainable"]["measured"] == 2_048
-    assert rows["non_trainable"]["measured"] == 20_865_576
+    rows = {r["count"]: r for r in disc.discriminator_param_table((256, 256, 3))}
+    assert rows["total"]["ours"] == rows["total"]["paper"] == 20_867_624
+    assert rows["trainable"]["ours"] == rows["trainable"]["paper"] == 2_048
+    assert rows["non_trainable"]["ours"] == rows["non_trainable"]["paper"] == 20_865_576
+    assert all(row["difference"] == 0 for row in rows.values())
     assert all(r["difference"] == 0 for r in rows.values())
 
 

@@ -16,8 +16,8 @@ from medgan_lib.generator import (
     generator_parameter_table,
     level_filters,
     level_table,
-    parameter_counts,
 )
+from medgan_lib.params import parameter_counts
 
 
 @pytest.fixture(scope="module")
