@@ -39,15 +39,21 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = preset(args.preset)
     if args.command == "summary":
-        from .summary import print_summary
+        from .summary import architecture_summary
 
-        print_summary(config)
+        print(architecture_summary(config))
         return 0
     changes = {field: getattr(args, arg) for arg, field in OVERRIDES.items() if getattr(args, arg) is not None}
     config = config.replace(**changes)
-    from .runs import train
+    from .data import DataError
+    from .pretrained import WeightsHashMismatch, WeightsUnavailable
+    from .runs import RunError, TrainingDiverged, train
 
-    train(config, args.run_dir, deterministic=args.deterministic)
+    try:
+        train(config, args.run_dir, deterministic=args.deterministic)
+    except (DataError, RunError, TrainingDiverged, WeightsUnavailable, WeightsHashMismatch, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

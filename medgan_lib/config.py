@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 D_MODES = ("transfer", "scratch", "auto")
 G_LOSSES = ("non_saturating", "saturating")
+G_STEP_D_BATCHES = ("inference", "joint")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ class Config:
     epochs: int = 600
     batch_size: int = 16
     g_loss: str = "non_saturating"
+    # How D sees the generated batch in the G step: "inference" (moving statistics, as a frozen
+    # Keras model; the paper's Keras setup) or "joint" (training mode on real + generated, as in
+    # the D step, the loss taken on the generated half).
+    g_step_d_batch: str = "inference"
     g_learning_rate: float = 2e-4
     d_learning_rate: float = 2e-4
     adam_beta_1: float = 0.5
@@ -60,6 +65,8 @@ class Config:
             raise ValueError(f"d_mode must be one of {D_MODES}, got {self.d_mode!r}")
         if self.g_loss not in G_LOSSES:
             raise ValueError(f"g_loss must be one of {G_LOSSES}, got {self.g_loss!r}")
+        if self.g_step_d_batch not in G_STEP_D_BATCHES:
+            raise ValueError(f"g_step_d_batch must be one of {G_STEP_D_BATCHES}, got {self.g_step_d_batch!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
         for name in ("epochs", "batch_size", "latent_dim", "start_size", "levels", "width"):

@@ -13,7 +13,11 @@ whatever batch it sees in training mode:
 
 * the D step feeds real and generated images as ONE concatenated batch (two separate batches
   would both come out with mean 0 and the linear head could not tell them apart);
-* the G step runs D in inference mode (moving statistics), as a frozen Keras model does.
+* the G step runs D in inference mode (moving statistics), as a frozen Keras model does
+  (``g_step_d_batch="inference"``), or, with ``g_step_d_batch="joint"``, in training mode on
+  real + generated images exactly as in the D step, the loss taken on the generated half: then
+  G follows the very function D was trained as, which a fully trainable backbone needs (its
+  BatchNormalization moving statistics lag far behind its training-mode behaviour).
 
 All randomness of a step comes from a checkpointed ``tf.random.Generator``, so a resumed run
 draws exactly the noise the uninterrupted one would have.
@@ -67,6 +71,7 @@ class GAN(tf.keras.Model):
         self.latent_dim = config.latent_dim
         self.real_label = config.real_label
         self.generator_loss = GENERATOR_LOSSES[config.g_loss]
+        self.g_step_joint = config.g_step_d_batch == "joint"
         self.noise = tf.random.Generator.from_seed(config.seed)
         self.trackers = {name: tf.keras.metrics.Mean(name=name) for name in self.METRICS}
 
@@ -101,11 +106,15 @@ class GAN(tf.keras.Model):
             "d_fake_accuracy": fake_accuracy(fake_logits),
         }
 
-    def generator_step(self, n: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Update G so that D, in inference mode, calls its images real."""
-        z = self.sample_latent(n)
+    def generator_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Update G so that D calls its images real."""
+        n = tf.shape(real)[0]
         with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(self.generator(z, training=True), training=False)
+            fake = tf.cast(self.generator(self.sample_latent(n), training=True), real.dtype)
+            if self.g_step_joint:
+                fake_logits = self.discriminator(tf.concat([real, fake], axis=0), training=True)[n:]
+            else:
+                fake_logits = self.discriminator(fake, training=False)
             loss = self.generator_loss(fake_logits)
         variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
@@ -114,7 +123,7 @@ class GAN(tf.keras.Model):
     def train_step(self, data) -> dict[str, tf.Tensor]:
         real, _, _ = tf.keras.utils.unpack_x_y_sample_weight(data)
         results = self.discriminator_step(real)
-        results.update(self.generator_step(tf.shape(real)[0]))
+        results.update(self.generator_step(real))
         for name, value in results.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}

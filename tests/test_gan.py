@@ -90,3 +90,54 @@ def test_one_step_moves_generator_and_discriminator():
     gan.train_on_batch(real)
     assert all(not np.array_equal(b, w.numpy()) for b, w in zip(g_before, generator.trainable_weights))
     assert all(not np.array_equal(b, w.numpy()) for b, w in zip(d_before, discriminator.trainable_weights))
+
+
+def smoke_gan(discriminator: tf.keras.Model, **changes) -> GAN:
+    config = preset("smoke").replace(**changes)
+    gan = GAN(build_generator(config), discriminator, config)
+    gan.compile(*make_optimizers(config))
+    return gan
+
+
+def phantom_batch(n: int) -> np.ndarray:
+    from medgan_lib.data import load_images
+
+    config = preset("smoke")
+    return load_images(f"phantom:{n}", config.image_size, 1).images
+
+
+def test_one_step_moves_generator_and_head_but_not_a_frozen_backbone():
+    from medgan_lib.discriminator import build_transfer_architecture, get_backbone
+
+    tf.keras.utils.set_random_seed(2)
+    size = preset("smoke").image_size
+    # ResNet50: its random frozen features are O(1); a random MobileNet's are ~1e-18, which the
+    # head's BatchNormalization (epsilon 1e-3) turns into zeros and hence zero gradients.
+    discriminator, _ = build_transfer_architecture((size, size, 1), "ResNet50")
+    gan = smoke_gan(discriminator)
+    backbone = get_backbone(discriminator)
+    frozen_before = [w.numpy().copy() for w in backbone.weights]  # kernels and BN moving statistics
+    head_before = discriminator.get_layer("head").get_layer("logit").kernel.numpy().copy()
+    g_before = gan.generator.get_layer("dense").kernel.numpy().copy()
+    gan.train_on_batch(phantom_batch(16))
+    assert all(np.array_equal(b, w.numpy()) for b, w in zip(frozen_before, backbone.weights))
+    assert not np.array_equal(head_before, discriminator.get_layer("head").get_layer("logit").kernel.numpy())
+    assert not np.array_equal(g_before, gan.generator.get_layer("dense").kernel.numpy())
+    assert [v.name for v in discriminator.trainable_variables] == [
+        discriminator.get_layer("head").get_layer("logit").kernel.name
+    ]
+
+
+@pytest.mark.parametrize("g_step_d_batch", ["inference", "joint"])
+def test_scratch_discriminator_losses_leave_chance_within_a_few_steps(g_step_d_batch):
+    from medgan_lib.discriminator import build_discriminator
+
+    tf.keras.utils.set_random_seed(3)
+    size = preset("smoke").image_size
+    discriminator, info = build_discriminator((size, size, 1), "MobileNetV2@0.35", mode="scratch")
+    assert info.mode == "scratch"
+    gan = smoke_gan(discriminator, g_step_d_batch=g_step_d_batch)
+    history = gan.fit(phantom_batch(64), batch_size=16, epochs=8, verbose=0).history
+    print(history)
+    assert history["d_loss"][-1] < math.log(2) - 0.1
+    assert min(history["d_real_accuracy"][-1], history["d_fake_accuracy"][-1]) > 0.65
