@@ -164,13 +164,18 @@ def _make_backbone(name: str, alpha: float | None, input_size: tuple[int, int],
 
 
 def _assemble(image_shape: tuple[int, int, int], name: str, alpha: float | None,
-              frozen: bool, weights: str | None, head_minibatch_std: bool) -> keras.Model:
+              frozen: bool, weights: str | None, head_minibatch_std: bool,
+              input_size: int | None = None) -> keras.Model:
     """Build images -> preprocessing -> backbone -> "head" sub-model -> logits."""
     height, width, channels = (int(v) for v in image_shape)
     if channels not in (1, 3):
         raise ValueError(f"images must have 1 or 3 channels, got shape {image_shape}")
     minimum = BACKBONES[name].min_size
     size = (max(height, minimum), max(width, minimum))
+    if input_size is not None:
+        if input_size < minimum:
+            raise ValueError(f"{name} needs inputs of at least {minimum} px, got input_size={input_size}")
+        size = (input_size, input_size)
 
     images = keras.Input((height, width, channels), name="images")
     x = ToBackboneInput(name, size, name="to_backbone_input")(images)
@@ -221,8 +226,12 @@ def build_discriminator(
     mode: str = "transfer",
     weights_path: str | None = None,
     head_minibatch_std: bool = False,
+    input_size: int | None = None,
 ) -> tuple[keras.Model, DiscriminatorInfo]:
     """Build the discriminator images -> logits (N, 1); see the module docstring for modes.
+
+    ``input_size`` resizes images to that square size before the backbone (default: the image
+    size, raised to the backbone's minimum).
 
     "auto" falls back to scratch only on WeightsUnavailable; a wrong file under the official
     name (WeightsHashMismatch) or a missing ``weights_path`` always raises.
@@ -247,7 +256,7 @@ def build_discriminator(
             LOGGER.warning("!!! DISCRIMINATOR FALLBACK TO SCRATCH (%s) !!! %s", backbone, reason)
     model = _assemble(image_shape, name, alpha, frozen=source is not None,
                       weights=source.path if source else None,
-                      head_minibatch_std=head_minibatch_std)
+                      head_minibatch_std=head_minibatch_std, input_size=input_size)
     return model, _info(model, mode, "transfer" if source else "scratch", name, alpha,
                         dataclasses.asdict(source) if source else None, reason)
 

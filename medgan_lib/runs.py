@@ -229,7 +229,11 @@ def build_gan(config: Config, d_mode: str | None = None) -> tuple[GAN, Discrimin
     generator = build_generator(config)
     image_shape = (config.image_size, config.image_size, config.channels)
     discriminator, info = build_discriminator(
-        image_shape, backbone=config.backbone, mode=d_mode or config.d_mode, head_minibatch_std=config.d_minibatch_std
+        image_shape,
+        backbone=config.backbone,
+        mode=d_mode or config.d_mode,
+        head_minibatch_std=config.d_minibatch_std,
+        input_size=config.d_input_size,
     )
     gan = GAN(generator, discriminator, config)
     gan.compile(*make_optimizers(config))
