@@ -67,6 +67,25 @@ class StridedPointwiseTranspose(tf.keras.layers.Layer):
         return {**super().get_config(), "filters": self.filters}
 
 
+class CheckpointedDropout(tf.keras.layers.Dropout):
+    """Keras Dropout whose masks come from a ``tf.random.Generator`` owned by the layer.
+
+    Checkpoints save the generator's state with the weights, so a resumed run drops exactly the
+    units an uninterrupted run would have (Keras' own Dropout keeps its random state outside
+    the checkpoint).
+    """
+
+    def __init__(self, rate: float, seed: int, **kwargs) -> None:
+        super().__init__(rate, seed=seed, **kwargs)
+        self.mask_generator = tf.random.Generator.from_seed(seed)
+
+    def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        if not training or self.rate == 0:
+            return inputs
+        keep = self.mask_generator.uniform(tf.shape(inputs), dtype=inputs.dtype) >= self.rate
+        return tf.where(keep, inputs / (1.0 - self.rate), tf.zeros_like(inputs))
+
+
 def level_filters(config: Config, level: int) -> int:
     """Filters of every convolution in upsampling level ``level`` (1-based)."""
     return config.width * 2 ** (config.levels - level)
@@ -89,9 +108,7 @@ def build_generator(config: Config) -> tf.keras.Model:
     """The generator for ``config``: latent vectors ``(N, latent_dim)`` to images in [-1, 1]."""
     z = tf.keras.Input(shape=(config.latent_dim,), name="z")
     x = tf.keras.layers.Dense(config.start_size**2 * config.start_channels, name="dense")(z)
-    # force_generator: dropout masks come from a tf.random.Generator that checkpoints save,
-    # so a resumed run drops exactly the units an uninterrupted run would have.
-    x = tf.keras.layers.Dropout(config.dropout, seed=config.seed, force_generator=True, name="dropout")(x)
+    x = CheckpointedDropout(config.dropout, seed=config.seed, name="dropout")(x)
     x = tf.keras.layers.BatchNormalization(name="batchnorm")(x)
     x = tf.keras.layers.Reshape((config.start_size, config.start_size, config.start_channels), name="reshape")(x)
     for level in range(1, config.levels + 1):

@@ -111,3 +111,20 @@ def test_strided_pointwise_transpose_equals_conv2d_transpose_without_onednn():
     assert reference.shape == ours.shape == (2, 10, 8, 3)
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
     assert not np.allclose(ours[:, 1::2, 1::2], ours[:, ::2, ::2])  # the scatter is not a broadcast
+
+
+def test_dropout_masks_resume_from_a_checkpoint(tmp_path):
+    from medgan_lib.generator import CheckpointedDropout
+
+    layer = CheckpointedDropout(0.5, seed=3)
+    x = tf.ones((4, 64))
+    np.testing.assert_array_equal(layer(x, training=False), x)
+    first = layer(x, training=True).numpy()
+    assert set(np.unique(first)) == {0.0, 2.0}
+    checkpoint = tf.train.Checkpoint(layer=layer)
+    path = checkpoint.write(str(tmp_path / "state"))
+    expected = layer(x, training=True).numpy()
+    restored = CheckpointedDropout(0.5, seed=99)
+    tf.train.Checkpoint(layer=restored).read(path).assert_existing_objects_matched()
+    np.testing.assert_array_equal(restored(x, training=True), expected)
+    assert not np.array_equal(first, expected)
