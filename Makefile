@@ -6,7 +6,15 @@ PRESET ?= cpu
 DATA ?= phantom
 RUN_DIR ?= runs/$(PRESET)
 
-.PHONY: setup reproduce test lab summary clean-venv
+.PHONY: setup reproduce test lab summary clean-venv notebooks-clean notebooks-outputs
+
+# The notebooks, run in this order by `make reproduce`; EPOCHS / SEED override the preset's.
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+EPOCHS ?=
+SEED ?=
+# The venv's own Jupyter kernel spec (never a global one), found first by papermill and JupyterLab.
+KERNEL_SPEC := $(VENV)/share/jupyter/kernels/python3/kernel.json
+export JUPYTER_PREFER_ENV_PATH := 1
 
 # The virtualenv, installed from the pinned lock file; rebuilt when the lock file changes.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -19,18 +27,46 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 setup: $(VENV)/.installed
 
-reproduce: setup
-	@start=$$(date +%s); \
-	$(PY) -m medgan_lib train --preset $(PRESET) --data $(DATA) --run-dir $(RUN_DIR) && \
-	echo "make reproduce: run directory $(RUN_DIR) ($$(( $$(date +%s) - start )) s)"
+$(KERNEL_SPEC): $(VENV)/.installed
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (medgan .venv)" >/dev/null
 
-test: setup
+# Runs the notebooks in order with papermill; executed copies go to $(RUN_DIR)/notebooks/, figures
+# and tables to $(RUN_DIR)/figures/. 03_training trains the run, or resumes / reuses the one there.
+# Kernels start in this directory, so a relative DATA=folder:PATH is relative to it.
+reproduce: setup $(KERNEL_SPEC)
+	@set -e; start=$$(date +%s); out="$(abspath $(RUN_DIR))"; mkdir -p "$$out/notebooks"; \
+	for nb in $(NOTEBOOKS); do \
+	    echo "make reproduce: $$nb (preset $(PRESET), data $(DATA))"; \
+	    TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m papermill --cwd . -k python3 "$$nb" "$$out/notebooks/$$(basename $$nb)" \
+	        -r preset '$(PRESET)' -r data '$(DATA)' -r run_dir "$$out" \
+	        $(if $(EPOCHS),-p epochs $(EPOCHS)) $(if $(SEED),-p seed $(SEED)); \
+	done; \
+	seconds=$$(( $$(date +%s) - start )); \
+	echo "make reproduce: PRESET=$(PRESET) DATA=$(DATA) took $$seconds s ($$(( seconds / 60 )) min $$(( seconds % 60 )) s)" \
+	    | tee "$$out/reproduce_time.txt"; \
+	echo "  figures and tables (PNG, PDF, CSV, TXT): $$out/figures/"; \
+	echo "  executed notebooks:                     $$out/notebooks/"; \
+	echo "  run (history.csv, samples/, checkpoints/): $$out/"
+
+# pytest, then every notebook under nbval on the smoke preset: notebooks/conftest.py sets
+# MEDGAN_PRESET=smoke and a temporary MEDGAN_RUN_DIR, which the parameters cells read;
+# cells marked NBVAL_CHECK_OUTPUT must reproduce the outputs stored in the committed notebooks.
+test: setup $(KERNEL_SPEC)
 	$(PY) -m pytest -q
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 notebooks/
+
+# Strip outputs, counts and metadata from the notebooks except the checked cells' expected outputs.
+notebooks-clean: setup
+	$(PY) tools/clean_notebooks.py $(NOTEBOOKS)
+
+# Re-execute the notebooks on the smoke preset (as `make test` does) and store the checked outputs.
+notebooks-outputs: setup $(KERNEL_SPEC)
+	$(PY) tools/clean_notebooks.py --refresh $(NOTEBOOKS)
 
 summary: setup
 	$(PY) -m medgan_lib summary --preset $(PRESET)
 
-lab: setup
+lab: setup $(KERNEL_SPEC)
 	$(PY) -m jupyter lab notebooks/
 
 clean-venv:
