@@ -51,9 +51,12 @@ reproduce: setup $(KERNEL_SPEC)
 # pytest, then every notebook under nbval on the smoke preset: notebooks/conftest.py sets
 # MEDGAN_PRESET=smoke and a temporary MEDGAN_RUN_DIR, which the parameters cells read;
 # cells marked NBVAL_CHECK_OUTPUT must reproduce the outputs stored in the committed notebooks.
+# Both always run; the target fails if either does.
 test: setup $(KERNEL_SPEC)
-	$(PY) -m pytest -q
-	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 notebooks/
+	@status=0; \
+	echo "== pytest tests/"; $(PY) -m pytest -q || status=1; \
+	echo "== nbval notebooks/ (smoke preset)"; $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 notebooks/ || status=1; \
+	exit $$status
 
 # Strip outputs, counts and metadata from the notebooks except the checked cells' expected outputs.
 notebooks-clean: setup
