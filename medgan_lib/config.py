@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 D_MODES = ("transfer", "scratch", "auto")
 G_LOSSES = ("non_saturating", "saturating")
 G_STEP_D_BATCHES = ("inference", "joint")
+UPDATE_ORDERS = ("alternating", "simultaneous")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,14 @@ class Config:
     # Keras model; the paper's Keras setup) or "joint" (training mode on real + generated, as in
     # the D step, the loss taken on the generated half).
     g_step_d_batch: str = "inference"
+    # Order of the two updates of a step: "alternating" (the paper: D update, then a fresh
+    # generated batch for the G update against the updated D) or "simultaneous" (one generated
+    # batch and one D forward serve both updates; both gradients at the same weights).
+    update_order: str = "alternating"
+    # Frozen (transfer) backbone: real images' features computed once per run, not every step.
+    cache_real_features: bool = True
+    # mixed_bfloat16: bf16 compute, float32 variables, D head / logits, tanh output and losses.
+    mixed_precision: bool = False
     g_learning_rate: float = 2e-4
     d_learning_rate: float = 2e-4
     adam_beta_1: float = 0.5
@@ -68,6 +77,8 @@ class Config:
             raise ValueError(f"g_loss must be one of {G_LOSSES}, got {self.g_loss!r}")
         if self.g_step_d_batch not in G_STEP_D_BATCHES:
             raise ValueError(f"g_step_d_batch must be one of {G_STEP_D_BATCHES}, got {self.g_step_d_batch!r}")
+        if self.update_order not in UPDATE_ORDERS:
+            raise ValueError(f"update_order must be one of {UPDATE_ORDERS}, got {self.update_order!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
         for name in ("epochs", "batch_size", "latent_dim", "start_size", "levels", "width"):

@@ -186,10 +186,11 @@ def _assemble(image_shape: tuple[int, int, int], name: str, alpha: float | None,
     else:
         feats = backbone(x)
 
+    # The head (hence the logits) is float32 also under a mixed precision policy.
     feat_in = keras.Input((feats.shape[-1],), name="pooled_features")
-    h = MinibatchStdDev(name="minibatch_std")(feat_in) if head_minibatch_std else feat_in
-    h = keras.layers.BatchNormalization(center=False, scale=False, name="head_bn")(h)
-    logits = keras.layers.Dense(1, use_bias=False, name="logit")(h)
+    h = MinibatchStdDev(name="minibatch_std", dtype="float32")(feat_in) if head_minibatch_std else feat_in
+    h = keras.layers.BatchNormalization(center=False, scale=False, name="head_bn", dtype="float32")(h)
+    logits = keras.layers.Dense(1, use_bias=False, name="logit", dtype="float32")(h)
     head = keras.Model(feat_in, logits, name="head")
     return keras.Model(images, head(feats), name=f"discriminator_{name}")
 

@@ -42,7 +42,7 @@ from .config import Config
 from .data import ImageSet, load_images, make_dataset
 from .discriminator import DiscriminatorInfo, build_discriminator
 from .figures import save_sample_grid
-from .gan import GAN, make_optimizers
+from .gan import GAN, make_optimizers, precision_policy
 from .generator import build_generator
 
 log = logging.getLogger("medgan")
@@ -226,15 +226,16 @@ def _recorded_d_mode(run_dir: Path) -> str | None:
 
 def build_gan(config: Config, d_mode: str | None = None) -> tuple[GAN, DiscriminatorInfo]:
     """Generator, discriminator (mode ``d_mode`` or the config's) and their compiled GAN."""
-    generator = build_generator(config)
     image_shape = (config.image_size, config.image_size, config.channels)
-    discriminator, info = build_discriminator(
-        image_shape,
-        backbone=config.backbone,
-        mode=d_mode or config.d_mode,
-        head_minibatch_std=config.d_minibatch_std,
-        input_size=config.d_input_size,
-    )
+    with precision_policy(config.mixed_precision):
+        generator = build_generator(config)
+        discriminator, info = build_discriminator(
+            image_shape,
+            backbone=config.backbone,
+            mode=d_mode or config.d_mode,
+            head_minibatch_std=config.d_minibatch_std,
+            input_size=config.d_input_size,
+        )
     gan = GAN(generator, discriminator, config)
     gan.compile(*make_optimizers(config))
     gan.g_optimizer.build(generator.trainable_variables)
@@ -293,6 +294,9 @@ def train(
 
     checkpoints = Checkpoints(run_dir, gan)
     history = checkpoints.restore()
+    real_inputs = gan.training_inputs(images.images, config.batch_size)
+    if gan.feature_cache:
+        log.info("feature cache: frozen-backbone features of the %d real images computed once", len(real_inputs))
     start = len(history)
     if start:
         log.info("resuming %s after epoch %d of %d", run_dir, start, config.epochs)
@@ -302,7 +306,7 @@ def train(
                disable=not progress, unit="epoch")
     for epoch in bar:
         began = time.perf_counter()
-        result = gan.fit(make_dataset(images.images, config.batch_size, config.seed, epoch), epochs=1, verbose=0)
+        result = gan.fit(make_dataset(real_inputs, config.batch_size, config.seed, epoch), epochs=1, verbose=0)
         row = {"epoch": epoch, **{k: float(v[-1]) for k, v in result.history.items()}}
         row["seconds"] = round(time.perf_counter() - began, 3)
         if not _finite(row):
