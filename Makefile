@@ -69,8 +69,10 @@ notebooks-outputs: setup $(KERNEL_SPEC)
 summary: setup
 	$(PY) -m medgan_lib summary --preset $(PRESET)
 
+# JupyterLab on the notebooks with the venv's kernel; LAB_ARGS adds options (e.g. --no-browser --port 8890).
+LAB_ARGS ?=
 lab: setup $(KERNEL_SPEC)
-	$(PY) -m jupyter lab notebooks/
+	$(PY) -m jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

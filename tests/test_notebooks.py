@@ -22,9 +22,10 @@ def clean_tool():
     return module
 
 
-def test_the_six_notebooks_exist_in_order():
+def test_the_seven_notebooks_exist_in_order():
     assert [p.stem for p in NOTEBOOKS] == [
         "01_architecture", "02_data", "03_training", "04_loss_dynamics", "05_epoch_table", "06_explore",
+        "07_evaluation",
     ]
 
 
@@ -63,3 +64,59 @@ def test_clean_rejects_noise_in_checked_cells():
         tool.clean(nb, "nb")
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="17,256,181\n")]
     assert tool.clean(nb, "nb").cells[0].outputs[0].text == "17,256,181\n"
+
+
+def test_explorer_widgets_respond(tmp_path):
+    """06_explore's controls work as in JupyterLab: the notebook runs in a kernel, then the comm
+    'update' a browser sends when the user picks another epoch makes the kernel draw a new figure
+    into the widget's output area."""
+    import os
+
+    from jupyter_client.manager import start_new_kernel
+
+    from medgan_lib.notebook_helpers import nbval_environment, prepare_smoke_run
+
+    run_dir = tmp_path / "run"
+    prepare_smoke_run(run_dir)
+    saved = dict(os.environ)
+    os.environ.update(nbval_environment(run_dir))
+    try:
+        km, kc = start_new_kernel(kernel_name="python3", cwd=str(REPO / "notebooks"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    quiet = lambda msg: None  # noqa: E731
+    try:
+        nb = nbformat.read(REPO / "notebooks" / "06_explore.ipynb", as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                reply = kc.execute_interactive(cell.source, timeout=300, output_hook=quiet)
+                assert reply["content"]["status"] == "ok", reply["content"]
+
+        def evaluate(expression):
+            reply = kc.execute_interactive("", user_expressions={"x": expression}, timeout=60, output_hook=quiet)
+            return reply["content"]["user_expressions"]["x"]["data"]["text/plain"]
+
+        assert evaluate("epoch_pick.value") == "3"
+        comm_id = evaluate("epoch_pick.comm.comm_id").strip("'")
+        update = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {
+            "method": "update", "state": {"index": 0}, "buffer_paths": []}})
+        kc.shell_channel.send(update)
+        replies = []
+        while True:
+            msg = kc.get_iopub_msg(timeout=120)
+            if msg["parent_header"].get("msg_id") != update["header"]["msg_id"]:
+                continue
+            replies.append(msg)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        assert not [m for m in replies if m["msg_type"] == "error"]
+        figures = [m for m in replies if m["msg_type"] == "display_data" and "image/png" in m["content"]["data"]]
+        assert len(figures) == 1
+        routed = [m for m in replies if m["msg_type"] == "comm_msg"
+                  and m["content"]["data"].get("state", {}).get("msg_id") == update["header"]["msg_id"]]
+        assert routed, "the figure is captured by the Output widget"
+        assert evaluate("epoch_pick.value") == "1"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
