@@ -33,8 +33,13 @@ $(KERNEL_SPEC): $(VENV)/.installed
 # Runs the notebooks in order with papermill; executed copies go to $(RUN_DIR)/notebooks/, figures
 # and tables to $(RUN_DIR)/figures/. 03_training trains the run, or resumes / reuses the one there.
 # Kernels start in this directory, so a relative DATA=folder:PATH is relative to it.
+# ImageNet weights for the paper's transfer discriminator: $MEDGAN_WEIGHTS_DIR if set, else the
+# workplace's ../shared/weights when present (as .ci/run does); without them `auto` trains from scratch
+# and 03_training says so in a banner.
+WEIGHTS_DIR ?= $(or $(MEDGAN_WEIGHTS_DIR),$(abspath $(wildcard ../shared/weights)))
 reproduce: setup $(KERNEL_SPEC)
 	@set -e; start=$$(date +%s); out="$(abspath $(RUN_DIR))"; mkdir -p "$$out/notebooks"; \
+	$(if $(WEIGHTS_DIR),export MEDGAN_WEIGHTS_DIR='$(WEIGHTS_DIR)'; echo "make reproduce: ImageNet weights from $(WEIGHTS_DIR)";) \
 	for nb in $(NOTEBOOKS); do \
 	    echo "make reproduce: $$nb (preset $(PRESET), data $(DATA))"; \
 	    TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m papermill --cwd . -k python3 "$$nb" "$$out/notebooks/$$(basename $$nb)" \

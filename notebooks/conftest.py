@@ -5,7 +5,7 @@ from the environment (``MEDGAN_PRESET``, ``MEDGAN_DATA``, ``MEDGAN_RUN_DIR``). T
 environment before any kernel starts: always the ``smoke`` preset (the outputs stored in the
 committed notebooks are the smoke preset's) in a fresh temporary run directory, or in
 ``MEDGAN_NBVAL_RUN_DIR`` when given (to reuse a smoke run between invocations).
-Notebooks are collected in file order, so 03_training trains the run that 04-06 read; when 03 is
+Notebooks are collected in file order, so 03_training trains the run that the later notebooks read; when 03 is
 deselected, the smoke run is trained here first.
 """
 import os
@@ -28,7 +28,7 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(session, config, items):
     names = {Path(str(item.fspath)).name for item in items}
-    readers = {n for n in names if n[:3] in ("04_", "05_", "06_")}
+    readers = {n for n in names if n[:2].isdigit() and n[:2] > "03"}
     if readers and "03_training.ipynb" not in names:
         prepare_smoke_run(os.environ["MEDGAN_RUN_DIR"])
 
