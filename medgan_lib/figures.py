@@ -32,6 +32,8 @@ from PIL import Image
 PAPER_TABLE4_ROWS = ((1, 100, 200), (200, 250, 300), (300, 350, 400), (400, 500, 600))
 PAPER_EPOCHS = 600
 
+STEM_TYPES = ("Dense", "Dropout", "BatchNormalization", "Reshape", "Activation", "Conv2D")
+
 D_COLOR = "tab:red"
 G_COLOR = "tab:blue"
 
@@ -147,7 +149,8 @@ def generator_diagram_figure(model, title: str | None = None):
     for layer in model.layers:
         if layer.name.startswith("level") or type(layer).__name__ == "InputLayer":
             continue
-        kind = type(layer).__name__
+        # the Keras type the paper names, also for project subclasses (e.g. a checkpointed Dropout)
+        kind = next((c.__name__ for c in type(layer).__mro__ if c.__name__ in STEM_TYPES), type(layer).__name__)
         detail = {
             "Dense": lambda l: f"{l.units:,} units",
             "Dropout": lambda l: f"rate {l.rate}",

@@ -120,6 +120,7 @@ def test_generator_diagram_reads_the_model():
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert any(f"upsampling level {config.levels}" in t for t in texts)
     assert any(t.startswith("Conv2DTranspose\n1x1") for t in texts)
+    assert any(t.startswith(f"Dropout rate {config.dropout}") for t in texts)  # Keras type, also for subclasses
     assert f"{build_generator(config).count_params():,} parameters" in figures.figure_labels(fig)["suptitle"]
 
 
