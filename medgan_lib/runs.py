@@ -167,7 +167,7 @@ class Checkpoints:
     def save_generator(self, epoch: int) -> None:
         path = self.dir / "generator" / f"epoch_{epoch:04d}.weights.h5"
         path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.h5")
+        tmp = path.with_name(f".tmp_{path.name}")  # same suffix, so Keras writes the same format
         self.gan.generator.save_weights(str(tmp))
         os.replace(tmp, path)
 
