@@ -65,6 +65,7 @@ class Config:
     d_learning_rate: float = 2e-4
     adam_beta_1: float = 0.5
     adam_beta_2: float = 0.999
+    fused_adam: bool = True  # Adam's update as TF's fused ResourceApplyAdam kernel (same formula as Keras')
     real_label: float = 1.0  # < 1 is one-sided label smoothing (Salimans et al. 2016)
     seed: int = 0
     n_fixed_samples: int = 16

@@ -38,6 +38,8 @@ Speed (issue 4), none of which changes what a step computes in expectation:
 * ``mixed_precision``: models built under Keras' ``mixed_bfloat16`` policy (see
   :func:`precision_policy`): bf16 compute, float32 variables; the generator's tanh output, the
   discriminator head (so the logits) and the losses stay float32.
+* ``fused_adam``: Adam's update as one fused kernel per variable (:class:`FusedAdam`), the same
+  formula as Keras' Adam.
 """
 from __future__ import annotations
 
@@ -171,7 +173,7 @@ class GAN(tf.keras.Model):
         n = tf.shape(real)[0]
         if self.feature_cache:
             real_features = real if real.shape.rank == 2 else self.features(real, training=False)
-            fake_features = self.features(fake, training=False)
+            fake_features = tf.cast(self.features(fake, training=False), real_features.dtype)
             logits = self.head(tf.concat([real_features, fake_features], axis=0), training=True)
         else:
             fake_features = None
@@ -244,10 +246,36 @@ class GAN(tf.keras.Model):
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
 
+class FusedAdam(tf.keras.optimizers.Adam):
+    """Keras Adam whose dense update runs as TensorFlow's fused ``ResourceApplyAdam`` kernel.
+
+    The same update as Keras (``m += (g - m)(1 - beta_1)``, ``v += (g^2 - v)(1 - beta_2)``,
+    ``var -= alpha m / (sqrt(v) + epsilon)`` with ``alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)``)
+    in one pass over each variable instead of about ten elementwise ops; equal up to float
+    rounding, with the same slot variables (checkpoints are interchangeable).
+    """
+
+    def update_step(self, gradient: tf.Tensor, variable: tf.Variable) -> None:
+        if isinstance(gradient, tf.IndexedSlices) or self.amsgrad:
+            super().update_step(gradient, variable)
+            return
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        index = self._index_dict[self._var_key(variable)]
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
+            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(self.learning_rate, dtype), beta1=beta_1, beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype), grad=gradient,
+        )
+
+
 def make_optimizers(config: Config) -> tuple[tf.keras.optimizers.Optimizer, tf.keras.optimizers.Optimizer]:
     """Adam for G and D (the paper names no optimiser; Adam 2e-4, beta_1 0.5 is the DCGAN default)."""
+    optimizer = FusedAdam if config.fused_adam else tf.keras.optimizers.Adam
 
     def adam(learning_rate: float, name: str) -> tf.keras.optimizers.Optimizer:
-        return tf.keras.optimizers.Adam(learning_rate, beta_1=config.adam_beta_1, beta_2=config.adam_beta_2, name=name)
+        return optimizer(learning_rate, beta_1=config.adam_beta_1, beta_2=config.adam_beta_2, name=name)
 
     return adam(config.g_learning_rate, "g_adam"), adam(config.d_learning_rate, "d_adam")

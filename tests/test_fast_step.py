@@ -8,7 +8,7 @@ import tensorflow as tf
 from medgan_lib.config import preset
 from medgan_lib.data import load_images
 from medgan_lib.discriminator import build_discriminator, build_transfer_architecture
-from medgan_lib.gan import GAN, make_optimizers
+from medgan_lib.gan import GAN, FusedAdam, make_optimizers, precision_policy
 from medgan_lib.generator import build_generator
 from medgan_lib.runs import build_gan
 
@@ -109,3 +109,35 @@ def test_bf16_option_trains_smoke_without_nan():
     history = gan.fit(phantom(64), batch_size=16, epochs=3, verbose=0).history
     assert all(math.isfinite(v) for values in history.values() for v in values)
     assert abs(history["d_loss"][-1] - math.log(2)) > 1e-3  # it trained
+
+
+def test_bf16_option_with_the_feature_cache_trains_without_nan():
+    tf.keras.utils.set_random_seed(7)
+    config = SMOKE.replace(mixed_precision=True)
+    with precision_policy(True):
+        generator = build_generator(config)
+        discriminator, _ = build_transfer_architecture((SIZE, SIZE, 1), "ResNet50")
+    gan = GAN(generator, discriminator, config)
+    gan.compile(*make_optimizers(config))
+    assert gan.feature_cache
+    features = gan.training_inputs(phantom(64), batch_size=16)
+    assert features.dtype == np.float32 and np.isfinite(features).all()
+    history = gan.fit(features, batch_size=16, epochs=2, verbose=0).history
+    assert all(math.isfinite(v) for values in history.values() for v in values)
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_fused_adam_updates_as_keras_adam(mixed):
+    with precision_policy(mixed):  # mixed: the variable is an AutoCastVariable
+        layers = [tf.keras.layers.Dense(3, name="dense") for _ in range(2)]
+    for layer in layers:
+        layer.build((None, 5))
+    layers[1].set_weights(layers[0].get_weights())
+    optimizers = [tf.keras.optimizers.Adam(1e-2, beta_1=0.5), FusedAdam(1e-2, beta_1=0.5)]
+    for step in range(5):
+        grads = [tf.random.stateless_normal(v.shape, seed=(step, i)) for i, v in enumerate(layers[0].trainable_variables)]
+        for layer, optimizer in zip(layers, optimizers):
+            optimizer.apply_gradients(zip(grads, layer.trainable_variables))
+    assert_all_close(layers[1].trainable_variables, layers[0].trainable_variables, rtol=1e-5, atol=1e-6)  # rounding only
+    assert [v.name for v in optimizers[1].variables] == [v.name for v in optimizers[0].variables]
+    assert_all_close(optimizers[1].variables, optimizers[0].variables, rtol=1e-5, atol=1e-6)  # rounding only
