@@ -1,0 +1,529 @@
+"""Training-step benchmark (issue 4): the naive loop against the project's fast loop, side by side.
+
+    python -m medgan_lib.bench [--quick] [--out runs/bench/bench.md]     # speed
+    python -m medgan_lib.bench quality [--epochs 120]                     # losses and samples, f32 vs bf16
+
+**speed.** Two model families: the ``paper`` preset's (Xception transfer discriminator, the
+paper's generator at width 1, batch 16) and the ``cpu`` preset's (what ``make reproduce``
+trains: MobileNet alpha 0.25, width-8 generator, batch 32), each at 64 and 128 px (one
+upsampling level per doubling from the 4 px start) and with the frozen ``transfer`` backbone and a
+trainable ``scratch`` one. Per case it builds every loop's models with equal weights (copied)
+and times training steps in one process, interleaved round by round (order reversed every round)
+after a warm-up; steps per round are chosen so that the naive loop takes about
+``--round-seconds``:
+
+* ``alternating f32`` = the naive loop: the paper's strict alternation without caching, float32,
+  Keras' Adam. The D step runs G and the discriminator on the real and the generated images; the
+  G step runs G again and the backbone forward and backward (``update_order="alternating"``,
+  ``cache_real_features=False``, ``fused_adam=False``, ``mixed_precision=False``);
+* then the optimisations one at a time, cumulatively: ``+cache`` (real features computed once;
+  transfer only), ``simultaneous`` (one generated batch and one D forward for both updates),
+  ``+fused Adam`` (one fused kernel per variable update) and ``bf16`` (mixed_bfloat16, where the
+  CPU has bf16 instructions): the last is the project's fast loop, the ``cpu`` preset's.
+
+``--quick`` keeps only the naive and the fast loop, with shorter rounds and no thread probes.
+
+Per loop: images/s (median over rounds), the ratio to naive, the share of step time spent waiting
+for the next batch (``next()`` on the prefetched tf.data iterator), step memory (peak of
+TensorFlow's CPU allocator during the loop's steps above what was live before them; the
+whole-process RSS high-water mark is reported once), FLOPs per step
+and achieved FLOP/s as a share of the float32 and bf16 matrix-multiply rates (best of
+measurements taken before every case and at the end of the run). FLOPs are counted on the step's
+traced graph with TensorFlow's per-op ``flops`` statistics (the registry ``tf.compat.v1.profiler``
+uses; forward and backward, multiply-add = 2), over the ops the step executes (those the outputs
+and stateful updates depend on); Einsum and the depthwise-convolution gradients, which TF leaves
+unregistered, are registered here. Without ``--quick`` it also times the fast loop under several
+thread settings, one subprocess each.
+
+If no ImageNet weights are found (set ``MEDGAN_WEIGHTS_DIR``), ``transfer`` uses the frozen
+transfer architecture with random weights (same arithmetic) and the report says so. XLA is not
+used (5-11x slower on this CPU).
+
+**quality.** Training runs of the ``cpu`` preset with the naive loop, the fast loop in float32 and
+the fast loop, compared on losses and on samples (SWD, precision/recall on pixel features, the
+sample grids).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import gc
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework import graph_util, ops
+
+from .config import Config, preset
+from .data import load_images, make_dataset
+from .discriminator import build_transfer_architecture
+from .gan import GAN, cpu_has_native_bf16, make_optimizers, precision_policy
+from .generator import build_generator
+from .pretrained import WeightsUnavailable
+
+NAIVE = {"update_order": "alternating", "cache_real_features": False, "fused_adam": False, "mixed_precision": False}
+INTERMEDIATE = (  # the optimisations one by one, cumulative
+    {**NAIVE, "cache_real_features": True},
+    {**NAIVE, "cache_real_features": True, "update_order": "simultaneous"},
+    {**NAIVE, "cache_real_features": True, "update_order": "simultaneous", "fused_adam": True},
+)
+FAST = {**INTERMEDIATE[-1], "mixed_precision": cpu_has_native_bf16()}
+THREAD_SETTINGS = ((0, 0), (2, 1), (1, 2), (1, 1))  # (intra_op, inter_op); 0 = TensorFlow's default
+BENCH_IMAGES = 256  # phantom images per case
+DEFAULT_OUT = Path("runs/bench/bench.md")
+
+
+# ----------------------------------------------------------------------------- FLOPs
+
+
+def _shape(graph: tf.Graph, name: str) -> list[int]:
+    return graph_util.tensor_shape_from_node_def_name(graph, name).as_list()
+
+
+@ops.RegisterStatistics("Einsum", "flops")
+def _einsum_flops(graph: tf.Graph, node: Any) -> ops.OpStats:
+    """2 x the product of every index's size (one multiply-add per index combination)."""
+    inputs = node.attr["equation"].s.decode().split("->")[0].split(",")
+    sizes = {}
+    for labels, name in zip(inputs, node.input):
+        sizes.update(zip(labels, _shape(graph, name)))
+    return ops.OpStats("flops", 2 * math.prod(sizes.values()))
+
+
+@ops.RegisterStatistics("DepthwiseConv2dNativeBackpropInput", "flops")
+@ops.RegisterStatistics("DepthwiseConv2dNativeBackpropFilter", "flops")
+def _depthwise_backprop_flops(graph: tf.Graph, node: Any) -> ops.OpStats:
+    """As the forward depthwise convolution: 2 x output elements x filter height x width."""
+    filter_shape = _shape(graph, node.input[1] if node.op.endswith("Input") else node.name)
+    return ops.OpStats("flops", 2 * math.prod(_shape(graph, node.input[2])) * filter_shape[0] * filter_shape[1])
+
+
+def executed_ops(graph: tf.Graph) -> list[tf.Operation]:
+    """The ops a function graph runs: ancestors of its outputs and control outputs (stateful updates)."""
+    seen: set[tf.Operation] = set()
+    stack = [t.op for t in graph.outputs] + list(graph.control_outputs)
+    while stack:
+        op = stack.pop()
+        if op not in seen:
+            seen.add(op)
+            stack.extend(t.op for t in op.inputs)
+            stack.extend(op.control_inputs)
+    return list(seen)
+
+
+def count_flops(graph: tf.Graph) -> int:
+    """FLOPs of one run of a function graph (ops with no registered statistics count 0)."""
+    total = 0
+    for op in executed_ops(graph):
+        try:
+            value = ops.get_stats_for_node_def(graph, op.node_def, "flops").value
+        except ValueError:  # an op whose shapes are not static: only loss-sized elementwise ops here
+            value = None
+        total += value or 0
+    return total
+
+
+def matmul_rate(dtype: tf.DType, n: int = 2048, repeats: int = 6) -> float:
+    """Best FLOP/s of an n x n matrix product in ``dtype`` (2 n^3 FLOPs each)."""
+    a = tf.cast(tf.random.stateless_normal((n, n), seed=(1, 2)), dtype)
+    b = tf.cast(tf.random.stateless_normal((n, n), seed=(3, 4)), dtype)
+    product = tf.function(lambda x, y: tf.linalg.matmul(x, y)[0, 0])
+    product(a, b).numpy()
+    best = math.inf
+    for _ in range(repeats):
+        began = time.perf_counter()
+        product(a, b).numpy()
+        best = min(best, time.perf_counter() - began)
+    return 2 * n**3 / best
+
+
+# ----------------------------------------------------------------------------- memory
+
+MIB = 2**20
+
+
+def reset_step_memory() -> int:
+    """Reset TensorFlow's CPU allocator peak; returns the bytes live now."""
+    tf.config.experimental.reset_memory_stats("CPU:0")
+    return tf.config.experimental.get_memory_info("CPU:0")["current"]
+
+
+def step_memory_mib(live_before: int) -> float:
+    """TensorFlow CPU allocator peak since the reset, above what was live before, in MiB."""
+    return (tf.config.experimental.get_memory_info("CPU:0")["peak"] - live_before) / MIB
+
+
+def process_peak_rss_mib() -> float:
+    """This process's resident-set high-water mark (getrusage; KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ----------------------------------------------------------------------------- loops
+
+
+def loop_name(config: Config, cache: bool) -> str:
+    """A loop's effective settings, e.g. "simultaneous+cache+fused Adam bf16"."""
+    return (f"{config.update_order}{'+cache' if cache else ''}{'+fused Adam' if config.fused_adam else ''} "
+            f"{'bf16' if config.mixed_precision else 'f32'}")
+
+
+def build_loop_gan(config: Config) -> tuple[GAN, str]:
+    """The GAN of ``config`` and its discriminator's weights ("imagenet", "random frozen", "scratch")."""
+    from .runs import build_gan
+
+    try:
+        gan, info = build_gan(config)
+        return gan, "imagenet" if info.mode == "transfer" else "scratch"
+    except WeightsUnavailable:
+        shape = (config.image_size, config.image_size, config.channels)
+        with precision_policy(config.mixed_precision):
+            generator = build_generator(config)
+            discriminator, _ = build_transfer_architecture(shape, config.backbone, config.d_minibatch_std)
+        gan = GAN(generator, discriminator, config)
+        gan.compile(*make_optimizers(config))
+        return gan, "random frozen"
+
+
+@dataclasses.dataclass
+class Measurement:
+    """What was measured for one loop of one case."""
+
+    name: str
+    batch_size: int
+    cache_seconds: float | None  # computing the feature cache, None without one
+    steps: int = 1
+    flops: int = 0
+    seconds: list[float] = dataclasses.field(default_factory=list)
+    waits: list[float] = dataclasses.field(default_factory=list)
+    peaks: list[float] = dataclasses.field(default_factory=list)
+
+    def images_per_second(self) -> float:
+        return statistics.median(self.steps * self.batch_size / s for s in self.seconds)
+
+    def row(self, naive: "Measurement", rates: dict[str, float]) -> dict[str, Any]:
+        ips = self.images_per_second()
+        achieved = self.flops * ips / self.batch_size
+        return {
+            "loop": self.name,
+            "images/s": ips,
+            "x naive": ips / naive.images_per_second(),
+            "data wait %": 100 * sum(self.waits) / sum(self.seconds),
+            "step memory MiB": max(self.peaks),
+            "GFLOP/step": self.flops / 1e9,
+            "GFLOP/s": achieved / 1e9,
+            "% f32 matmul": 100 * achieved / rates["float32"],
+            "% bf16 matmul": 100 * achieved / rates["bfloat16"],
+            "cache s (once)": "-" if self.cache_seconds is None else self.cache_seconds,
+        }
+
+
+@dataclasses.dataclass
+class Loop:
+    """One training loop under test."""
+
+    gan: GAN
+    step: Any
+    batches: Iterator[tf.Tensor]
+    measured: Measurement
+
+    def one_step(self) -> float:
+        """Run one step; its seconds."""
+        began = time.perf_counter()
+        float(self.step(next(self.batches))["d_loss"])  # waits for the step to finish
+        return time.perf_counter() - began
+
+    def run(self) -> None:
+        """Time ``measured.steps`` training steps; record time, data wait and peak memory."""
+        live = reset_step_memory()
+        wait = 0.0
+        began = time.perf_counter()
+        for _ in range(self.measured.steps):
+            fetch = time.perf_counter()
+            batch = next(self.batches)
+            wait += time.perf_counter() - fetch
+            float(self.step(batch)["d_loss"])
+        self.measured.seconds.append(time.perf_counter() - began)
+        self.measured.waits.append(wait)
+        self.measured.peaks.append(step_memory_mib(live))
+
+
+def make_loop(config: Config, images: np.ndarray, reference: GAN | None) -> tuple[Loop, str]:
+    """Build ``config``'s GAN (weights copied from ``reference``), its feature cache, data and step."""
+    gan, weights = build_loop_gan(config)
+    if reference is not None:
+        gan.generator.set_weights(reference.generator.get_weights())
+        gan.discriminator.set_weights(reference.discriminator.get_weights())
+    began = time.perf_counter()
+    inputs = gan.training_inputs(images, config.batch_size)
+    cache_seconds = time.perf_counter() - began if gan.feature_cache else None
+    batches = iter(make_dataset(inputs, config.batch_size, config.seed, epoch=1).repeat())
+    name = loop_name(config, gan.feature_cache)
+    return Loop(gan, tf.function(gan.train_step), batches, Measurement(name, config.batch_size, cache_seconds)), weights
+
+
+def case_config(preset_name: str, size: int, mode: str) -> Config:
+    """The preset's models at ``size`` px (one upsampling level per doubling) with discriminator ``mode``."""
+    base = preset(preset_name)
+    levels = round(math.log2(size / base.start_size))
+    if base.start_size * 2**levels != size:
+        raise ValueError(f"size {size} is not {base.start_size} x a power of 2")
+    return base.replace(levels=levels, d_mode=mode, n_images=BENCH_IMAGES)
+
+
+def case_images(config: Config) -> np.ndarray:
+    return load_images(config.data, config.image_size, config.channels, config.n_images, config.seed).images
+
+
+def bench_case(config: Config, args: argparse.Namespace) -> tuple[list[Measurement], str]:
+    """Interleaved timing of the loops for one case: (their measurements, weights note)."""
+    images = case_images(config)
+    settings = [NAIVE] + ([] if args.quick else list(INTERMEDIATE)) + [FAST]
+    loops: list[Loop] = []
+    for changes in settings:
+        loop, weights = make_loop(config.replace(**changes), images, loops[0].gan if loops else None)
+        if loop.measured.name not in [known.measured.name for known in loops]:  # scratch: no cache
+            loops.append(loop)
+    for loop in loops:
+        for _ in range(args.warmup):
+            seconds = loop.one_step()
+        if loop is loops[0]:
+            steps = args.steps or max(1, round(args.round_seconds / seconds))
+        loop.measured.steps = steps
+        loop.measured.flops = count_flops(loop.step.get_concrete_function(next(loop.batches)).graph)
+    for r in range(args.rounds):
+        for loop in loops if r % 2 == 0 else loops[::-1]:
+            loop.run()
+    return [loop.measured for loop in loops], weights
+
+
+# ----------------------------------------------------------------------------- threads
+
+
+def thread_probe(args: argparse.Namespace) -> None:
+    """Child process: time the fast loop of ``args.probe_case`` under the thread setting ``args.probe``."""
+    intra, inter = args.probe
+    tf.config.threading.set_intra_op_parallelism_threads(intra)
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
+    preset_name, size, mode = args.probe_case
+    config = case_config(preset_name, int(size), mode).replace(**FAST)
+    loop, _ = make_loop(config, case_images(config), None)
+    for _ in range(args.warmup):
+        seconds = loop.one_step()
+    loop.measured.steps = max(1, round(args.round_seconds / seconds))
+    for _ in range(args.rounds):
+        loop.run()
+    print(json.dumps({"images/s": loop.measured.images_per_second()}))
+
+
+def bench_threads(args: argparse.Namespace, case: tuple[str, int, str]) -> list[dict[str, Any]]:
+    """The fast loop of ``case`` under each of THREAD_SETTINGS, one subprocess each."""
+    rows = []
+    for intra, inter in THREAD_SETTINGS:
+        command = [sys.executable, "-m", "medgan_lib.bench", "--probe", str(intra), str(inter),
+                   "--probe-case", *map(str, case), "--rounds", str(args.rounds),
+                   "--round-seconds", str(args.round_seconds), "--warmup", str(args.warmup)]
+        out = subprocess.run(command, capture_output=True, text=True, check=True,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        rows.append({"case": " ".join(map(str, case)), "intra_op": intra or "default (2)",
+                     "inter_op": inter or "default (2)",
+                     "images/s": json.loads(out.stdout.strip().splitlines()[-1])["images/s"]})
+    best = max(row["images/s"] for row in rows)
+    for row in rows:
+        row["vs best %"] = 100 * row["images/s"] / best
+    return rows
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    return " ".join(["python -m medgan_lib.bench", *args.argv])
+
+
+def machine() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+              if line.startswith("model name")] if cpuinfo.exists() else []
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{models[0] if models else platform.processor()}, {os.cpu_count()} logical CPUs, "
+            f"{platform.system()} {platform.release()}; TensorFlow {tf.__version__}, Python {platform.python_version()}; "
+            f"load average (1, 5, 15 min) at the end {load}")
+
+
+SPEED_COLUMNS = ["preset", "size", "D", "loop", "images/s", "x naive", "data wait %", "step memory MiB",
+                 "GFLOP/step", "GFLOP/s", "% f32 matmul", "% bf16 matmul", "cache s (once)"]
+
+
+def measure_rates(rates: dict[str, float]) -> None:
+    """Raise ``rates`` to the best float32 / bf16 matrix-multiply rates measured now."""
+    for name, dtype in (("float32", tf.float32), ("bfloat16", tf.bfloat16)):
+        rates[name] = max(rates.get(name, 0.0), matmul_rate(dtype))
+
+
+def speed(args: argparse.Namespace) -> str:
+    """Run the speed benchmark; return its markdown report."""
+    rates: dict[str, float] = {}
+    cases, notes = [], []
+    for preset_name in args.presets:
+        for size in args.sizes:
+            for mode in args.modes:
+                measure_rates(rates)
+                config = case_config(preset_name, size, mode)
+                measured, weights = bench_case(config, args)
+                cases.append((preset_name, size, mode, measured))
+                notes.append(f"{preset_name} {size} px {mode}: batch {config.batch_size}, {measured[0].steps} "
+                             f"steps per round, {config.backbone} weights {weights}")
+                print(notes[-1], {m.name: round(m.images_per_second(), 1) for m in measured}, flush=True)
+                tf.keras.backend.clear_session()
+                gc.collect()
+    measure_rates(rates)
+    rows = [{"preset": p, "size": size, "D": mode, **m.row(measured[0], rates)}
+            for p, size, mode, measured in cases for m in measured]
+    report = [
+        f"# Training-step benchmark ({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"Command: `{command_line(args)}`.",
+        f"Machine: {machine()}.",
+        f"{args.warmup} warm-up steps per loop, then {args.rounds} interleaved rounds; images/s is the median "
+        "over rounds. Cases: " + "; ".join(notes) + ".",
+        f"Matrix multiply 2048^2 (best of all measurements): float32 {rates['float32'] / 1e9:.0f} GFLOP/s, "
+        f"bf16 {rates['bfloat16'] / 1e9:.0f} GFLOP/s (x{rates['bfloat16'] / rates['float32']:.2f}).",
+        "Step memory: peak of TensorFlow's CPU allocator during the loop's steps above the tensors live "
+        "before them (activations, gradients, temporaries; all loops' weights and optimizer slots are "
+        f"live throughout); whole-process peak RSS {process_peak_rss_mib():.0f} MiB (getrusage). "
+        "FLOPs: TF per-op statistics on the traced step graph, executed ops only. `cache s (once)`: "
+        f"computing the real images' features once per run ({BENCH_IMAGES} images; not part of images/s).",
+        "",
+        markdown_table(rows, SPEED_COLUMNS),
+    ]
+    if not args.quick:
+        probes = [(p, args.sizes[0], "transfer") for p in args.presets]
+        threads = [row for case in probes for row in bench_threads(args, case)]
+        report += ["", "Thread settings (the fast loop, one process per setting, so not interleaved):", "",
+                   markdown_table(threads, ["case", "intra_op", "inter_op", "images/s", "vs best %"])]
+    return "\n".join(report) + "\n"
+
+
+# ----------------------------------------------------------------------------- quality
+
+
+def final_samples(run_dir: Path, config: Config, n: int) -> np.ndarray:
+    """``n`` images from the run's last generator weights (fixed seed)."""
+    with precision_policy(config.mixed_precision):
+        generator = build_generator(config)
+    generator.load_weights(str(run_dir / "checkpoints" / "generator" / f"epoch_{config.epochs:04d}.weights.h5"))
+    z = np.random.default_rng([config.seed, 2]).standard_normal((n, config.latent_dim)).astype(np.float32)
+    return generator.predict(z, batch_size=64, verbose=0)
+
+
+def quality(args: argparse.Namespace) -> str:
+    """Train the cpu preset with the naive loop and the fast loop in f32 and bf16; compare losses and samples."""
+    from .metrics import pixel_features, precision_recall, sliced_wasserstein_distance
+    from .runs import read_history, train
+
+    base = preset("cpu").replace(epochs=args.epochs)
+    real = case_images(base)
+    last = max(1, args.epochs // 10)
+    rows = []
+    for changes in (NAIVE, INTERMEDIATE[-1], FAST):
+        config = base.replace(**changes)
+        name = loop_name(config, config.cache_real_features)
+        run_dir = args.run_root / name.replace(" ", "_").replace("+", "_")
+        train(config, run_dir, progress=False)
+        history = read_history(run_dir / "history.csv")
+        tail = history[-last:]
+        fake = final_samples(run_dir, config, len(real))
+        pr = precision_recall(pixel_features(real), pixel_features(fake))
+        rows.append({
+            "loop": name,
+            "finite": all(math.isfinite(r[k]) for r in history for k in ("d_loss", "g_loss")),
+            "d_loss": statistics.mean(r["d_loss"] for r in tail),
+            "g_loss": statistics.mean(r["g_loss"] for r in tail),
+            "D acc real": statistics.mean(r["d_real_accuracy"] for r in tail),
+            "D acc fake": statistics.mean(r["d_fake_accuracy"] for r in tail),
+            "SWD x1e3": sliced_wasserstein_distance(real, fake, seed=base.seed)["value"],
+            "precision": pr["precision"],
+            "recall": pr["recall"],
+            "s/epoch": statistics.median(r["seconds"] for r in history),
+            "samples": str(run_dir / "samples" / f"epoch_{args.epochs:04d}.png"),
+        })
+        print(markdown_table(rows[-1:], list(rows[-1])), flush=True)
+    return "\n".join([
+        f"# Training quality: {args.epochs} epochs of the cpu preset per loop "
+        f"({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"Command: `{command_line(args)}`. Machine: {machine()}.",
+        f"Losses and D accuracies: mean of the last {last} epochs. Samples: {len(real)} images from the "
+        f"final generator against the {len(real)} training images; SWD (lower is better) and improved "
+        "precision/recall on 16x16 pixel features (metrics module); the sample grid at the last epoch.",
+        "",
+        markdown_table(rows, list(rows[0])),
+    ]) + "\n"
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m medgan_lib.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", nargs="?", choices=("speed", "quality"), default="speed")
+    parser.add_argument("--quick", action="store_true", help="naive and fast loops only, short rounds, no thread probes")
+    parser.add_argument("--presets", nargs="+", default=["paper", "cpu"], help="model families (presets)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--modes", nargs="+", choices=("transfer", "scratch"), default=["transfer", "scratch"])
+    parser.add_argument("--warmup", type=int, help="warm-up steps per loop (default 3, quick 2)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 3)")
+    parser.add_argument("--round-seconds", type=float, help="naive loop's time per round (default 4, quick 1.5)")
+    parser.add_argument("--steps", type=int, help="steps per loop and round (overrides --round-seconds)")
+    parser.add_argument("--epochs", type=int, default=120, help="quality: epochs per run")
+    parser.add_argument("--run-root", type=Path, default=Path("runs/bench_quality"), help="quality: run directories")
+    parser.add_argument("--out", type=Path, help=f"markdown report (default {DEFAULT_OUT}; quality: bench_quality.md)")
+    parser.add_argument("--probe", type=int, nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--probe-case", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for name, quick, full in (("warmup", 2, 3), ("rounds", 3, 5), ("round_seconds", 1.5, 4.0)):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    if args.out is None:
+        args.out = DEFAULT_OUT if args.what == "speed" else DEFAULT_OUT.with_name("bench_quality.md")
+    args.argv = argv
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.probe:
+        thread_probe(args)
+        return 0
+    report = speed(args) if args.what == "speed" else quality(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report)
+    print(report)
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
