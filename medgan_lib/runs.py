@@ -176,7 +176,7 @@ def _check_config(run_dir: Path, config: Config) -> None:
     path = run_dir / "config.json"
     if not path.exists():
         return
-    saved = json.loads(path.read_text())
+    saved = Config.from_dict(json.loads(path.read_text())).to_dict()  # fields added later: defaults
     wanted = config.to_dict()
     differences = [f"{k}: run has {saved.get(k)!r}, asked {wanted.get(k)!r}" for k in wanted if saved.get(k) != wanted.get(k)]
     if differences:

@@ -117,3 +117,14 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
     assert ours.keys() == theirs.keys() and ours
     for name in ours:
         np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
+
+
+def test_run_from_before_a_new_config_field_still_resumes(tmp_path):
+    from medgan_lib.runs import _check_config
+
+    saved = preset("smoke").to_dict()
+    del saved["fused_adam"]  # a field added after this run was created; its default applies
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    _check_config(tmp_path, preset("smoke"))
+    with pytest.raises(RunError, match="fused_adam"):
+        _check_config(tmp_path, preset("smoke").replace(fused_adam=False))
