@@ -155,9 +155,9 @@ def load_weights_file(model, path: str | os.PathLike) -> None:
     """Load an ``.h5`` weights file written in either Keras format.
 
     Keras picks the reader by the file name: ``*.weights.h5`` means the v3 layout (a ``vars``
-    tree), any other ``*.h5`` the legacy layout (one group per layer). ``runs.train`` currently
-    writes the legacy layout under a ``.weights.h5`` name (its temporary file ends in ``.tmp.h5``),
-    so the layout is read from the file and a legacy file is loaded through a ``.h5`` symlink.
+    tree), any other ``*.h5`` the legacy layout (one group per layer). Runs made before commit
+    4f17543 hold the legacy layout under a ``.weights.h5`` name, so the layout is read from the
+    file and a legacy file is loaded through a ``.h5`` symlink.
     """
     import tempfile
 
