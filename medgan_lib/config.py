@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 
 D_MODES = ("transfer", "scratch", "auto")
+DISCRIMINATORS = ("paper", "dcgan", "projected")
 G_LOSSES = ("non_saturating", "saturating")
 G_STEP_D_BATCHES = ("inference", "joint")
 UPDATE_ORDERS = ("alternating", "simultaneous")
@@ -45,6 +46,12 @@ class Config:
     backbone: str = "Xception"
     d_minibatch_std: bool = False  # project option, not in the paper
     d_input_size: int | None = None  # images resized to this before the backbone (None: image size)
+    # Architecture (project option, see discriminator.py): "paper" (backbone + the paper's head,
+    # d_mode as above), "dcgan" (small trainable conv net + the paper's head; d_mode and backbone
+    # unused) or "projected" (Projected GAN: the backbone, always frozen, tapped at four depths;
+    # d_mode picks ImageNet ("transfer") or random ("scratch") backbone weights).
+    discriminator: str = "paper"
+    diff_augment: bool = False  # DiffAugment (colour, translation, cutout) on every image D sees
     # training (paper section 2.1)
     epochs: int = 600
     batch_size: int = 16
@@ -74,6 +81,8 @@ class Config:
     def __post_init__(self) -> None:
         if self.d_mode not in D_MODES:
             raise ValueError(f"d_mode must be one of {D_MODES}, got {self.d_mode!r}")
+        if self.discriminator not in DISCRIMINATORS:
+            raise ValueError(f"discriminator must be one of {DISCRIMINATORS}, got {self.discriminator!r}")
         if self.g_loss not in G_LOSSES:
             raise ValueError(f"g_loss must be one of {G_LOSSES}, got {self.g_loss!r}")
         if self.g_step_d_batch not in G_STEP_D_BATCHES:

@@ -235,6 +235,9 @@ def build_gan(config: Config, d_mode: str | None = None) -> tuple[GAN, Discrimin
             mode=d_mode or config.d_mode,
             head_minibatch_std=config.d_minibatch_std,
             input_size=config.d_input_size,
+            kind=config.discriminator,
+            diff_augment=config.diff_augment,
+            seed=config.seed,
         )
     gan = GAN(generator, discriminator, config)
     gan.compile(*make_optimizers(config))
@@ -245,6 +248,9 @@ def build_gan(config: Config, d_mode: str | None = None) -> tuple[GAN, Discrimin
 
 def announce_discriminator(info: DiscriminatorInfo) -> str:
     """One loud line saying which discriminator mode and weights this run really uses."""
+    if info.kind != "paper" or info.diff_augment:
+        augment = " + DiffAugment" if info.diff_augment else ""
+        return f"DISCRIMINATOR: {info.kind}{augment} (a project variant, not the paper's method) - {info.reason}"
     if info.mode == "transfer":
         weights = info.weights or {}
         return (
