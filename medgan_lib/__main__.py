@@ -1,4 +1,4 @@
-"""Command line: ``python -m medgan_lib {train,summary} ...``."""
+"""Command line: ``python -m medgan_lib {train,summary,evaluate} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -27,7 +27,38 @@ def _parser() -> argparse.ArgumentParser:
 
     summary = commands.add_parser("summary", help="print the architecture tables (paper Tables 1 and 3)")
     summary.add_argument("--preset", choices=sorted(PRESETS), default="paper")
+
+    evaluate = commands.add_parser("evaluate", help="offline image-quality metrics of a run's generator snapshots")
+    evaluate.add_argument("--run-dir", required=True)
+    evaluate.add_argument("--real", help="real images to compare with (data spec; default: the run's training data)")
+    evaluate.add_argument("--epochs", type=_epoch_list, help="comma-separated snapshot epochs (default: all saved)")
+    evaluate.add_argument("--n", type=int, help="generated and real images per epoch (default: all real, at most 1000)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the latent vectors, real subset and metrics")
     return parser
+
+
+def _epoch_list(text: str) -> list[int]:
+    """"1,100,600" -> [1, 100, 600]."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated epochs like 1,100,600, got {text!r}") from None
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """The ``evaluate`` command: metrics files in the run dir and a table on stdout."""
+    from .data import DataError
+    from .evaluation import EvaluationError, evaluate_run, format_rows
+    from .pretrained import WeightsHashMismatch
+
+    try:
+        result = evaluate_run(args.run_dir, args.real, args.epochs, args.n, args.seed)
+    except (DataError, EvaluationError, WeightsHashMismatch, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(format_rows(result["per_epoch"]))
+    print(f"wrote metrics.json (epoch {result['epoch']}), metrics_per_epoch.csv and .json in {args.run_dir}")
+    return 0
 
 
 OVERRIDES = {"data": "data", "epochs": "epochs", "batch_size": "batch_size", "seed": "seed",
@@ -37,6 +68,8 @@ OVERRIDES = {"data": "data", "epochs": "epochs", "batch_size": "batch_size", "se
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "evaluate":
+        return _evaluate(args)
     config = preset(args.preset)
     if args.command == "summary":
         from .summary import architecture_summary

@@ -1,0 +1,241 @@
+"""Evaluate a run's generator snapshots with the offline metrics of :mod:`medgan_lib.metrics`.
+
+``python -m medgan_lib evaluate --run-dir R`` (or :func:`evaluate_run`) loads the run's
+configuration and real images (or another data spec), and for every requested snapshot epoch
+loads ``checkpoints/generator/epoch_NNNN.weights.h5``, generates ``n`` images from latent
+vectors that depend only on ``seed`` (the same vectors at every epoch), and compares them with
+``n`` real images by :func:`medgan_lib.metrics.evaluate_images`. It writes into the run dir:
+
+* ``metrics.json``: every metric of the last evaluated epoch, sample counts beside each value;
+* ``metrics_per_epoch.csv``: one row per epoch (the main numbers and their sample counts);
+* ``metrics_per_epoch.json``: the full metrics of every epoch.
+
+The generator runs in float32 inference mode (also for runs trained in mixed precision).
+Everything is deterministic given the seed. Small samples bias the numbers (SWD and KID rise,
+precision and recall fall as n shrinks): compare values only at equal n.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Config
+from .metrics import evaluate_images
+from .notebook_helpers import checkpoint_epochs, latent_batch, load_weights_file, run_config
+from .pretrained import WeightsUnavailable, resolve_imagenet_weights
+from .runs import snapshot_epochs, write_atomic
+
+DEFAULT_MAX_N = 1000
+GENERATE_BATCH = 64
+SMALL_SAMPLE_NOTE = (
+    "Small-sample bias: SWD, FID and KID estimates rise and precision/recall fall as the sample "
+    "shrinks, and two samples of the same distribution do not give 0. Compare values only at "
+    "equal sample counts (n_real, n_fake) and settings."
+)
+CSV_FIELDS = (
+    "epoch", "n_real", "n_fake", "swd", "swd_per_level", "swd_resolutions", "swd_patches_per_set",
+    "ms_ssim_fake", "ms_ssim_real", "ms_ssim_pairs", "precision", "recall", "pr_k", "memorisation_rate", "memorisation_threshold",
+    "max_nn_correlation", "median_nn_correlation", "fid", "kid", "kid_subset_size",
+)
+
+
+class EvaluationError(RuntimeError):
+    """A run that cannot be evaluated as asked (no run, no snapshots, unknown epochs)."""
+
+
+def real_sample(images: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` real images: all if ``n >= len(images)``, else a seeded subset in index order."""
+    if n >= len(images):
+        return images
+    keep = np.sort(np.random.default_rng([seed, 3]).choice(len(images), n, replace=False))
+    return images[keep]
+
+
+def generate_images(generator: Any, z: np.ndarray, batch_size: int = GENERATE_BATCH) -> np.ndarray:
+    """Generator output (float32, [-1, 1]) for latent vectors ``z``, inference mode, in batches."""
+    return np.concatenate([np.asarray(generator(z[i:i + batch_size], training=False), np.float32)
+                           for i in range(0, len(z), batch_size)])
+
+
+def summary_row(epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The ``metrics_per_epoch.csv`` row of one epoch (FID/KID empty when unavailable; SWD per
+    pyramid level, finest first, and the level sizes as ";"-separated text)."""
+    pr, near = metrics["precision_recall"], metrics["nearest_real"]
+    fid, kid = metrics.get("fid", {}), metrics.get("kid", {})
+    return {
+        "epoch": epoch, "n_real": metrics["n_real"], "n_fake": metrics["n_fake"],
+        "swd": metrics["swd"]["value"],
+        "swd_per_level": ";".join(f"{v:.2f}" for v in metrics["swd"]["per_level"]),
+        "swd_resolutions": ";".join(str(r) for r in metrics["swd"]["resolutions"]),
+        "swd_patches_per_set": metrics["swd"]["patches_per_set"],
+        "ms_ssim_fake": metrics["ms_ssim_fake"]["value"], "ms_ssim_real": metrics["ms_ssim_real"]["value"],
+        "ms_ssim_pairs": metrics["ms_ssim_fake"]["n_pairs"],
+        "precision": pr["precision"], "recall": pr["recall"], "pr_k": pr["k"],
+        "memorisation_rate": near["memorisation_rate"], "memorisation_threshold": near["threshold"],
+        "max_nn_correlation": near["max_correlation"], "median_nn_correlation": near["median_correlation"],
+        "fid": fid.get("value", ""), "kid": kid.get("value", ""), "kid_subset_size": kid.get("subset_size", ""),
+    }
+
+
+def _inception_status() -> tuple[bool, str]:
+    """Whether InceptionV3 ImageNet weights can be found without a download, and why not."""
+    try:
+        resolve_imagenet_weights("InceptionV3", None, allow_download=False)
+    except WeightsUnavailable as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def _epochs_to_evaluate(run_dir: Path, config: Config, epochs: list[int] | None) -> list[int]:
+    """The requested snapshot epochs (default: all saved), checked against the saved ones."""
+    saved = checkpoint_epochs(run_dir)
+    if not saved:
+        raise EvaluationError(
+            f"{run_dir} has no generator snapshots (checkpoints/generator/epoch_NNNN.weights.h5); training "
+            f"writes them after epochs {snapshot_epochs(config.epochs)}: train or resume the run first")
+    if epochs is None:
+        return saved
+    missing = sorted(set(epochs) - set(saved))
+    if missing:
+        raise EvaluationError(f"{run_dir} has no generator snapshot for epochs {missing}; saved: {saved}")
+    return sorted(set(epochs))
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    real: str | None = None,
+    epochs: list[int] | None = None,
+    n: int | None = None,
+    seed: int = 0,
+    inception: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate the run's generator snapshots and write the metrics files (see module docstring).
+
+    ``real``: data spec of the real images (default: the run's training data, same size, channels,
+    cap and seed); ``epochs``: snapshot epochs (default: all saved); ``n``: generated images per
+    epoch and real images (default: all real images, at most 1000; fewer real ones than ``n``
+    are all used); ``inception``: FID/KID too when InceptionV3 weights are found locally.
+    Returns the content of ``metrics.json`` with the per-epoch rows under ``"per_epoch"``.
+    """
+    from tqdm.auto import tqdm
+
+    from .data import load_images
+    from .generator import build_generator
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise EvaluationError(f"no training run in {run_dir} (config.json missing)")
+    config = run_config(run_dir)
+    chosen = _epochs_to_evaluate(run_dir, config, epochs)
+    spec = real or config.data
+    images = load_images(spec, config.image_size, config.channels, None if real else config.n_images, config.seed)
+    n = min(len(images.images), DEFAULT_MAX_N) if n is None else n
+    if n < 4:
+        raise EvaluationError(f"n must be >= 4 (k-NN precision/recall with k = 3), got {n}")
+    real_images = real_sample(images.images, n, seed)
+    z = latent_batch(seed, n, config.latent_dim)
+    use_inception, inception_reason = _inception_status() if inception else (False, "disabled")
+
+    generator = build_generator(config)
+    per_epoch: dict[int, dict[str, Any]] = {}
+    for epoch in tqdm(chosen, desc="evaluate", unit="epoch", disable=not progress):
+        load_weights_file(generator, run_dir / "checkpoints" / "generator" / f"epoch_{epoch:04d}.weights.h5")
+        metrics = evaluate_images(real_images, generate_images(generator, z), seed=seed, inception=use_inception)
+        if not use_inception:
+            metrics["inception"] = {"available": False, "reason": inception_reason}
+        per_epoch[epoch] = metrics
+
+    rows = [summary_row(epoch, metrics) for epoch, metrics in per_epoch.items()]
+    final = chosen[-1]
+    record = {
+        "run_dir": str(run_dir.resolve()),
+        "epoch": final,
+        "seed": seed,
+        "real": {"spec": spec, "source": images.source, "n_available": len(images.images),
+                 "n_used": len(real_images)},
+        "n_fake": n,
+        "latent": f"numpy default_rng([{seed}, 2]) standard normal, the same {n} vectors at every epoch",
+        "generator": "float32, inference mode",
+        "notes": [SMALL_SAMPLE_NOTE],
+        "metrics": per_epoch[final],
+    }
+    write_atomic(run_dir / "metrics.json", json.dumps(record, indent=2))
+    write_atomic(run_dir / "metrics_per_epoch.csv", _csv(rows))
+    write_atomic(run_dir / "metrics_per_epoch.json", json.dumps(
+        {**{k: v for k, v in record.items() if k not in ("epoch", "metrics")},
+         "epochs": chosen, "rows": rows, "metrics": {str(e): m for e, m in per_epoch.items()}}, indent=2))
+    return {**record, "per_epoch": rows}
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    """A fixed-width text table of per-epoch rows for the terminal."""
+    header = (f"{'epoch':>6} {'n_real':>6} {'n_fake':>6} {'SWD x1e3':>9} {'MS-SSIM fake/real':>18} "
+              f"{'precision':>9} {'recall':>7} {'memorised':>9}  "
+              f"SWD per level ({rows[0]['swd_resolutions'].replace(';', ' / ')} px)")
+    lines = [header]
+    for r in rows:
+        lines.append(f"{r['epoch']:>6} {r['n_real']:>6} {r['n_fake']:>6} {r['swd']:>9.1f} "
+                     f"{r['ms_ssim_fake']:>8.3f} / {r['ms_ssim_real']:<7.3f} {r['precision']:>9.3f} "
+                     f"{r['recall']:>7.3f} {r['memorisation_rate']:>9.3f}  "
+                     + " / ".join(f"{float(v):.1f}" for v in r["swd_per_level"].split(";")))
+    return "\n".join(lines)
+
+
+def metrics_figure(rows: list[dict[str, Any]], title: str):
+    """The per-epoch metrics (``metrics_per_epoch.csv`` rows) against epoch, four panels."""
+    from .figures import new_figure
+
+    fig = new_figure(10, 6.5)
+    panels = (
+        (("swd",), "SWD x1e3, mean and per pyramid level (lower = closer to real)"),
+        (("ms_ssim_fake", "ms_ssim_real"), "MS-SSIM of random pairs (lower = more diverse)"),
+        (("precision", "recall"), "improved precision / recall (k = 3, 16x16 pixels)"),
+        (("memorisation_rate", "max_nn_correlation", "median_nn_correlation"), "nearest real image (Pearson r)"),
+    )
+    epochs = [row["epoch"] for row in rows]
+    axes = fig.subplots(2, 2).ravel()
+    levels = [[float(v) for v in row["swd_per_level"].split(";")] for row in rows]
+    for level, size in enumerate(rows[0]["swd_resolutions"].split(";")):
+        axes[0].plot(epochs, [values[level] for values in levels], linestyle="--", label=f"swd {size} px level")
+    for ax, (keys, label) in zip(axes, panels):
+        for key in keys:
+            ax.plot(epochs, [row[key] for row in rows], marker="o", label=key)
+        if keys != ("swd",):
+            ax.set_ylim(-0.02, 1.02)  # shares and correlations
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
+def closest_pairs_figure(fake: np.ndarray, real: np.ndarray, pairs: list[dict[str, Any]], title: str):
+    """Generated images (top) above their nearest real images (bottom), with the correlation."""
+    from .figures import _show_image, new_figure, to_uint8
+
+    fig = new_figure(1.6 * len(pairs) + 0.6, 3.8)
+    axes = fig.subplots(2, len(pairs), squeeze=False)
+    fake_tiles, real_tiles = to_uint8(fake), to_uint8(real)
+    for j, pair in enumerate(pairs):
+        _show_image(axes[0, j], fake_tiles[pair["generated"]])
+        _show_image(axes[1, j], real_tiles[pair["training"]])
+        axes[1, j].set_xlabel(f"r = {pair['correlation']:.3f}", fontsize=8)
+    axes[0, 0].set_ylabel("generated", fontsize=8)
+    axes[1, 0].set_ylabel("nearest real", fontsize=8)
+    fig.suptitle(title)
+    return fig
