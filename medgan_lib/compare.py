@@ -4,7 +4,9 @@
 
 Every variant is the ``--preset`` (default ``cpu``) configuration with ONLY the discriminator
 changed: same generator, data, optimisers, batch size, seed and number of epochs (so the same
-number of G and D updates); wall time is reported beside it. Runs go one after the other into
+number of G and D updates); wall time is reported beside it. The speed options of the training
+step (``TRAINING``) are pinned to the values the README's table was measured with, so the table
+does not move when a preset's speed choices change. Runs go one after the other into
 ``OUT/<variant>/`` (resumable, like any run), each is evaluated at its last epoch with
 :func:`medgan_lib.evaluation.evaluate_run` (weight-free metrics, ``n`` images, fixed seed), and
 ``OUT/results.json`` and ``OUT/results.md`` get the table. On the phantom a reference row
@@ -36,6 +38,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "projected": {"discriminator": "projected", "d_mode": "transfer"},
     "projected-diffaugment": {"discriminator": "projected", "d_mode": "transfer", "diff_augment": True},
 }
+TRAINING = {"update_order": "simultaneous", "mixed_precision": True}
 REFERENCE = "reference: real vs other phantom frames"
 RUN_FIELDS = ("d_trainable", "d_frozen", "d_mode", "seconds_per_epoch", "d_loss", "g_loss")  # None for the reference
 COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
@@ -52,8 +55,8 @@ COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
 
 
 def variant_config(name: str, base: str, epochs: int) -> Config:
-    """The ``base`` preset with the variant's discriminator and ``epochs`` epochs."""
-    return preset(base).replace(epochs=epochs, **VARIANTS[name])
+    """The ``base`` preset with the variant's discriminator, ``epochs`` epochs and ``TRAINING``."""
+    return preset(base).replace(epochs=epochs, **TRAINING, **VARIANTS[name])
 
 
 def _row(name: str, run_dir: Path, metrics_row: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +112,8 @@ def compare(out_dir: str | Path, epochs: int, variants: list[str], base: str = "
     n_real, n_fake = rows[0]["n_real"], rows[0]["n_fake"]
     command = (f"python -m medgan_lib.compare --out-dir {out_dir} --epochs {epochs} --preset {base} --n {n} "
                f"--seed {seed} --variants {','.join(variants)}")
-    notes = (f"Preset {base}, {epochs} epochs each, only the discriminator differs; metrics at epoch {epochs} "
+    notes = (f"Preset {base} with {TRAINING}, {epochs} epochs each, only the discriminator differs; "
+             f"metrics at epoch {epochs} "
              f"on {n_fake} generated vs {n_real} real images (seed {seed}); SWD on Laplacian-pyramid patches, "
              "MS-SSIM lower = more diverse (compare with real), precision/recall on 16x16 standardised pixels "
              "(k = 3), memorised = share of generated images with Pearson r >= 0.95 to a training image. "
