@@ -134,6 +134,7 @@ CPU_DEPARTURES = (
     "minibatch standard deviation feature in D's head (one more input to the paper's BN + Dense)",
     "one-sided label smoothing (real label 0.9) and a discriminator learning rate of 4e-4 (TTUR)",
     "512 phantom images, batch 32",
+    "simultaneous G and D updates from one generated batch (paper: strict alternation)",
 )
 
 CPU = Config(
@@ -149,6 +150,7 @@ CPU = Config(
     backbone="MobileNet@0.25",
     d_minibatch_std=True,
     g_step_d_batch="joint",
+    update_order="simultaneous",
     epochs=600,
     batch_size=32,
     d_learning_rate=4e-4,
