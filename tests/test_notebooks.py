@@ -119,3 +119,26 @@ def test_explorer_widgets_respond(tmp_path):
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+@pytest.mark.parametrize("kind, augment, mode, says", [
+    ("paper", False, "transfer", None),
+    ("paper", False, "scratch", "from random weights"),
+    ("dcgan", False, "scratch", "project variant"),
+    ("projected", True, "transfer", "project variant"),
+])
+def test_discriminator_banner_names_what_departs_from_the_paper(tmp_path, kind, augment, mode, says):
+    import json
+
+    from medgan_lib import notebook_helpers as nh
+
+    record = {"requested_mode": "auto", "mode": mode, "backbone": "MobileNet", "alpha": 0.25,
+              "weights": {"origin": "MEDGAN_WEIGHTS_DIR", "path": "w.h5"} if mode == "transfer" else None,
+              "reason": "test", "backbone_input_size": [64, 64], "params": {}, "kind": kind,
+              "diff_augment": augment}
+    (tmp_path / "provenance.json").write_text(json.dumps({"discriminator": record}))
+    text, is_paper_method = nh.discriminator_banner(tmp_path)
+    assert is_paper_method == (says is None)
+    assert (says is None and "\n" not in text) or (says is not None and says in text)
+    if kind != "paper":
+        assert "whole backbone" not in text
