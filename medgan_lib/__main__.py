@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from .config import D_MODES, G_LOSSES, PRESETS, preset
+from .config import D_MODES, G_LOSSES, PRESETS, UPDATE_ORDERS, Config, preset
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,6 +22,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--d-mode", choices=D_MODES, help="discriminator mode (transfer = the paper's)")
     train.add_argument("--backbone", help="Xception, ResNet50, ..., MobileNet@0.25, MobileNetV2@0.35")
     train.add_argument("--g-loss", choices=G_LOSSES)
+    train.add_argument("--update-order", choices=UPDATE_ORDERS,
+                       help="alternating = the paper's D step then G step; simultaneous = both from one generated batch")
+    train.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
+                       help="bfloat16 mixed precision (losses and output layer in float32); pays off on CPUs "
+                            "with AMX/AVX512-BF16 and large models, see README 'Performance'")
     train.add_argument("--deterministic", action="store_true", help="enable TensorFlow op determinism")
     train.add_argument("--run-dir", required=True)
 
@@ -61,8 +66,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-OVERRIDES = {"data": "data", "epochs": "epochs", "batch_size": "batch_size", "seed": "seed",
-             "n_images": "n_images", "d_mode": "d_mode", "backbone": "backbone", "g_loss": "g_loss"}
+OVERRIDES = ("data", "epochs", "batch_size", "seed", "n_images", "d_mode", "backbone", "g_loss", "update_order",
+             "mixed_precision")  # train options that replace the preset's config field of the same name
+
+
+def train_config(args: argparse.Namespace) -> Config:
+    """The preset named by ``args`` with the options given on the command line applied."""
+    changes = {field: getattr(args, field) for field in OVERRIDES if getattr(args, field) is not None}
+    return preset(args.preset).replace(**changes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,14 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "evaluate":
         return _evaluate(args)
-    config = preset(args.preset)
     if args.command == "summary":
         from .summary import architecture_summary
 
-        print(architecture_summary(config))
+        print(architecture_summary(preset(args.preset)))
         return 0
-    changes = {field: getattr(args, arg) for arg, field in OVERRIDES.items() if getattr(args, arg) is not None}
-    config = config.replace(**changes)
+    config = train_config(args)
     from .data import DataError
     from .pretrained import WeightsHashMismatch, WeightsUnavailable
     from .runs import RunError, TrainingDiverged, train

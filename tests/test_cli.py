@@ -29,3 +29,16 @@ def test_bad_data_is_one_clear_error_line(tmp_path):
     error_lines = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "missing" in error_lines[0]
     assert "Traceback" not in out.stderr
+
+
+def test_train_options_replace_the_presets_fields():
+    from medgan_lib.__main__ import _parser, train_config
+
+    args = _parser().parse_args(["train", "--preset", "cpu", "--run-dir", "r", "--update-order", "alternating",
+                                 "--mixed-precision", "--epochs", "7"])
+    config = train_config(args)
+    assert (config.update_order, config.mixed_precision, config.epochs) == ("alternating", True, 7)
+    assert config.backbone == "MobileNet@0.25"  # untouched fields keep the preset's values
+    args = _parser().parse_args(["train", "--preset", "cpu", "--run-dir", "r", "--no-mixed-precision"])
+    assert train_config(args).mixed_precision is False
+    assert train_config(args).update_order == "simultaneous"
