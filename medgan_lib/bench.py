@@ -18,8 +18,8 @@ after a warm-up; steps per round are chosen so that the naive loop takes about
   ``cache_real_features=False``, ``fused_adam=False``, ``mixed_precision=False``);
 * then the optimisations one at a time, cumulatively: ``+cache`` (real features computed once;
   transfer only), ``simultaneous`` (one generated batch and one D forward for both updates),
-  ``+fused Adam`` (one fused kernel per variable update) and ``bf16`` (mixed_bfloat16, where the
-  CPU has bf16 instructions): the last is the project's fast loop, the ``cpu`` preset's.
+  ``+fused Adam`` (one fused kernel per variable update; this row is the ``cpu`` preset's loop) and
+  ``bf16`` (``mixed_precision=True``, where the CPU has bf16 instructions): the fast loop.
 
 ``--quick`` keeps only the naive and the fast loop, with shorter rounds and no thread probes.
 
@@ -39,8 +39,8 @@ If no ImageNet weights are found (set ``MEDGAN_WEIGHTS_DIR``), ``transfer`` uses
 transfer architecture with random weights (same arithmetic) and the report says so. XLA is not
 used (5-11x slower on this CPU).
 
-**quality.** Training runs of the ``cpu`` preset with the naive loop, the fast loop in float32 and
-the fast loop, compared on losses and on samples (SWD, precision/recall on pixel features, the
+**quality.** Training runs of the ``cpu`` preset with the naive loop, its own loop (float32) and
+the fast loop (bf16), compared on losses and on samples (SWD, precision/recall on pixel features, the
 sample grids).
 """
 from __future__ import annotations
@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
-import gc
 import json
 import math
 import os
@@ -307,37 +306,55 @@ def bench_case(config: Config, args: argparse.Namespace) -> tuple[list[Measureme
     return [loop.measured for loop in loops], weights
 
 
-# ----------------------------------------------------------------------------- threads
+# ----------------------------------------------------------------------------- child processes
 
 
-def thread_probe(args: argparse.Namespace) -> None:
-    """Child process: time the fast loop of ``args.probe_case`` under the thread setting ``args.probe``."""
+def child(args: argparse.Namespace, *extra: str) -> dict[str, Any]:
+    """Run this module in a fresh process with the timing options and ``extra``; its JSON result."""
+    command = [sys.executable, "-m", "medgan_lib.bench", *extra, "--rounds", str(args.rounds),
+               "--round-seconds", str(args.round_seconds), "--warmup", str(args.warmup)]
+    command += ["--steps", str(args.steps)] if args.steps else []
+    command += ["--quick"] if args.quick else []
+    out = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def case_result(args: argparse.Namespace) -> dict[str, Any]:
+    """In a child process: the interleaved timing of ``args.case`` and the matmul rates around it."""
+    preset_name, size, mode = args.case
+    config = case_config(preset_name, int(size), mode)
+    rates: dict[str, float] = {}
+    measure_rates(rates)
+    measured, weights = bench_case(config, args)
+    measure_rates(rates)
+    note = (f"{preset_name} {size} px {mode}: batch {config.batch_size}, {measured[0].steps} steps per round, "
+            f"{config.backbone} weights {weights}, process peak RSS {process_peak_rss_mib():.0f} MiB")
+    return {"rates": rates, "note": note, "measured": [dataclasses.asdict(m) for m in measured]}
+
+
+def probe_result(args: argparse.Namespace) -> dict[str, Any]:
+    """In a child process: the fast loop of ``args.case`` under the thread setting ``args.probe``."""
     intra, inter = args.probe
     tf.config.threading.set_intra_op_parallelism_threads(intra)
     tf.config.threading.set_inter_op_parallelism_threads(inter)
-    preset_name, size, mode = args.probe_case
+    preset_name, size, mode = args.case
     config = case_config(preset_name, int(size), mode).replace(**FAST)
     loop, _ = make_loop(config, case_images(config), None)
     for _ in range(args.warmup):
         seconds = loop.one_step()
-    loop.measured.steps = max(1, round(args.round_seconds / seconds))
+    loop.measured.steps = args.steps or max(1, round(args.round_seconds / seconds))
     for _ in range(args.rounds):
         loop.run()
-    print(json.dumps({"images/s": loop.measured.images_per_second()}))
+    return {"images/s": loop.measured.images_per_second()}
 
 
-def bench_threads(args: argparse.Namespace, case: tuple[str, int, str]) -> list[dict[str, Any]]:
-    """The fast loop of ``case`` under each of THREAD_SETTINGS, one subprocess each."""
-    rows = []
-    for intra, inter in THREAD_SETTINGS:
-        command = [sys.executable, "-m", "medgan_lib.bench", "--probe", str(intra), str(inter),
-                   "--probe-case", *map(str, case), "--rounds", str(args.rounds),
-                   "--round-seconds", str(args.round_seconds), "--warmup", str(args.warmup)]
-        out = subprocess.run(command, capture_output=True, text=True, check=True,
-                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-        rows.append({"case": " ".join(map(str, case)), "intra_op": intra or "default (2)",
-                     "inter_op": inter or "default (2)",
-                     "images/s": json.loads(out.stdout.strip().splitlines()[-1])["images/s"]})
+def bench_threads(args: argparse.Namespace, case: tuple[str, str, str]) -> list[dict[str, Any]]:
+    """The fast loop of ``case`` under each of THREAD_SETTINGS, one child process each."""
+    rows = [{"case": " ".join(case), "intra_op": intra or "default (2)", "inter_op": inter or "default (2)",
+             "images/s": child(args, "--probe", str(intra), str(inter), "--case", *case)["images/s"]}
+            for intra, inter in THREAD_SETTINGS]
     best = max(row["images/s"] for row in rows)
     for row in rows:
         row["vs best %"] = 100 * row["images/s"] / best
@@ -383,43 +400,37 @@ def measure_rates(rates: dict[str, float]) -> None:
 
 
 def speed(args: argparse.Namespace) -> str:
-    """Run the speed benchmark; return its markdown report."""
-    rates: dict[str, float] = {}
-    cases, notes = [], []
-    for preset_name in args.presets:
-        for size in args.sizes:
-            for mode in args.modes:
-                measure_rates(rates)
-                config = case_config(preset_name, size, mode)
-                measured, weights = bench_case(config, args)
-                cases.append((preset_name, size, mode, measured))
-                notes.append(f"{preset_name} {size} px {mode}: batch {config.batch_size}, {measured[0].steps} "
-                             f"steps per round, {config.backbone} weights {weights}")
-                print(notes[-1], {m.name: round(m.images_per_second(), 1) for m in measured}, flush=True)
-                tf.keras.backend.clear_session()
-                gc.collect()
-    measure_rates(rates)
-    rows = [{"preset": p, "size": size, "D": mode, **m.row(measured[0], rates)}
-            for p, size, mode, measured in cases for m in measured]
+    """Run the speed benchmark, one child process per case; return its markdown report."""
+    rates: dict[str, float] = {"float32": 0.0, "bfloat16": 0.0}
+    rows, notes = [], []
+    for case in [(p, str(size), mode) for p in args.presets for size in args.sizes for mode in args.modes]:
+        result = child(args, "--case", *case)
+        rates = {name: max(rate, result["rates"][name]) for name, rate in rates.items()}
+        notes.append(result["note"])
+        measured = [Measurement(**m) for m in result["measured"]]
+        rows += [{"preset": case[0], "size": case[1], "D": case[2], "measured": m, "naive": measured[0]}
+                 for m in measured]
+        print(notes[-1], {m.name: round(m.images_per_second(), 1) for m in measured}, flush=True)
+    rows = [{k: row[k] for k in ("preset", "size", "D")} | row["measured"].row(row["naive"], rates) for row in rows]
     report = [
         f"# Training-step benchmark ({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
         f"Command: `{command_line(args)}`.",
         f"Machine: {machine()}.",
-        f"{args.warmup} warm-up steps per loop, then {args.rounds} interleaved rounds; images/s is the median "
-        "over rounds. Cases: " + "; ".join(notes) + ".",
+        f"Each case in its own process: {args.warmup} warm-up steps per loop, then {args.rounds} interleaved "
+        "rounds; images/s is the median over rounds. Cases: " + "; ".join(notes) + ".",
         f"Matrix multiply 2048^2 (best of all measurements): float32 {rates['float32'] / 1e9:.0f} GFLOP/s, "
         f"bf16 {rates['bfloat16'] / 1e9:.0f} GFLOP/s (x{rates['bfloat16'] / rates['float32']:.2f}).",
         "Step memory: peak of TensorFlow's CPU allocator during the loop's steps above the tensors live "
         "before them (activations, gradients, temporaries; all loops' weights and optimizer slots are "
-        f"live throughout); whole-process peak RSS {process_peak_rss_mib():.0f} MiB (getrusage). "
+        "live throughout); process peak RSS per case above (getrusage). "
         "FLOPs: TF per-op statistics on the traced step graph, executed ops only. `cache s (once)`: "
         f"computing the real images' features once per run ({BENCH_IMAGES} images; not part of images/s).",
         "",
         markdown_table(rows, SPEED_COLUMNS),
     ]
     if not args.quick:
-        probes = [(p, args.sizes[0], "transfer") for p in args.presets]
+        probes = [(p, str(args.sizes[0]), "transfer") for p in args.presets]
         threads = [row for case in probes for row in bench_threads(args, case)]
         report += ["", "Thread settings (the fast loop, one process per setting, so not interleaved):", "",
                    markdown_table(threads, ["case", "intra_op", "inter_op", "images/s", "vs best %"])]
@@ -429,11 +440,11 @@ def speed(args: argparse.Namespace) -> str:
 # ----------------------------------------------------------------------------- quality
 
 
-def final_samples(run_dir: Path, config: Config, n: int) -> np.ndarray:
-    """``n`` images from the run's last generator weights (fixed seed)."""
+def samples_at(run_dir: Path, config: Config, epoch: int, n: int) -> np.ndarray:
+    """``n`` images from the run's generator weights of snapshot ``epoch`` (fixed seed)."""
     with precision_policy(config.mixed_precision):
         generator = build_generator(config)
-    generator.load_weights(str(run_dir / "checkpoints" / "generator" / f"epoch_{config.epochs:04d}.weights.h5"))
+    generator.load_weights(str(run_dir / "checkpoints" / "generator" / f"epoch_{epoch:04d}.weights.h5"))
     z = np.random.default_rng([config.seed, 2]).standard_normal((n, config.latent_dim)).astype(np.float32)
     return generator.predict(z, batch_size=64, verbose=0)
 
@@ -441,20 +452,23 @@ def final_samples(run_dir: Path, config: Config, n: int) -> np.ndarray:
 def quality(args: argparse.Namespace) -> str:
     """Train the cpu preset with the naive loop and the fast loop in f32 and bf16; compare losses and samples."""
     from .metrics import pixel_features, precision_recall, sliced_wasserstein_distance
-    from .runs import read_history, train
+    from .runs import read_history, snapshot_epochs, train
 
-    base = preset("cpu").replace(epochs=args.epochs)
+    base = preset("cpu").replace(epochs=args.epochs, seed=args.seed)
     real = case_images(base)
     last = max(1, args.epochs // 10)
+    epochs = snapshot_epochs(args.epochs)[-3:]
+    real_std = float(real.std(axis=0).mean())
     rows = []
     for changes in (NAIVE, INTERMEDIATE[-1], FAST):
         config = base.replace(**changes)
         name = loop_name(config, config.cache_real_features)
-        run_dir = args.run_root / name.replace(" ", "_").replace("+", "_")
+        run_dir = args.run_root / f"seed{args.seed}" / name.replace(" ", "_").replace("+", "_")
         train(config, run_dir, progress=False)
         history = read_history(run_dir / "history.csv")
         tail = history[-last:]
-        fake = final_samples(run_dir, config, len(real))
+        samples = {epoch: samples_at(run_dir, config, epoch, len(real)) for epoch in epochs}
+        fake = samples[args.epochs]
         pr = precision_recall(pixel_features(real), pixel_features(fake))
         rows.append({
             "loop": name,
@@ -463,7 +477,9 @@ def quality(args: argparse.Namespace) -> str:
             "g_loss": statistics.mean(r["g_loss"] for r in tail),
             "D acc real": statistics.mean(r["d_real_accuracy"] for r in tail),
             "D acc fake": statistics.mean(r["d_fake_accuracy"] for r in tail),
-            "SWD x1e3": sliced_wasserstein_distance(real, fake, seed=base.seed)["value"],
+            "SWD x1e3 at " + "/".join(map(str, epochs)): " / ".join(
+                f"{sliced_wasserstein_distance(real, x, seed=base.seed)['value']:.0f}" for x in samples.values()),
+            "pixel std ratio": float(fake.std(axis=0).mean()) / real_std,
             "precision": pr["precision"],
             "recall": pr["recall"],
             "s/epoch": statistics.median(r["seconds"] for r in history),
@@ -471,13 +487,15 @@ def quality(args: argparse.Namespace) -> str:
         })
         print(markdown_table(rows[-1:], list(rows[-1])), flush=True)
     return "\n".join([
-        f"# Training quality: {args.epochs} epochs of the cpu preset per loop "
+        f"# Training quality: {args.epochs} epochs of the cpu preset (seed {args.seed}) per loop "
         f"({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
         f"Command: `{command_line(args)}`. Machine: {machine()}.",
         f"Losses and D accuracies: mean of the last {last} epochs. Samples: {len(real)} images from the "
-        f"final generator against the {len(real)} training images; SWD (lower is better) and improved "
-        "precision/recall on 16x16 pixel features (metrics module); the sample grid at the last epoch.",
+        f"generator against the {len(real)} training images: SWD (lower is better) at the last three snapshot "
+        "epochs (its spread within a run shows the noise), and at the last epoch the per-pixel standard "
+        "deviation across samples relative to the training images' (diversity; collapse -> 0) and improved "
+        "precision/recall on 16x16 pixel features (metrics module); the sample grid of the last epoch.",
         "",
         markdown_table(rows, list(rows[0])),
     ]) + "\n"
@@ -498,10 +516,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--round-seconds", type=float, help="naive loop's time per round (default 4, quick 1.5)")
     parser.add_argument("--steps", type=int, help="steps per loop and round (overrides --round-seconds)")
     parser.add_argument("--epochs", type=int, default=120, help="quality: epochs per run")
+    parser.add_argument("--seed", type=int, default=0, help="quality: the runs' seed (weights, noise, data order)")
     parser.add_argument("--run-root", type=Path, default=Path("runs/bench_quality"), help="quality: run directories")
     parser.add_argument("--out", type=Path, help=f"markdown report (default {DEFAULT_OUT}; quality: bench_quality.md)")
-    parser.add_argument("--probe", type=int, nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument("--probe-case", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--case", nargs=3, help=argparse.SUPPRESS)  # child process: PRESET SIZE MODE
+    parser.add_argument("--probe", type=int, nargs=2, help=argparse.SUPPRESS)  # with --case: INTRA INTER
     args = parser.parse_args(argv)
     for name, quick, full in (("warmup", 2, 3), ("rounds", 3, 5), ("round_seconds", 1.5, 4.0)):
         if getattr(args, name) is None:
@@ -514,8 +533,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.probe:
-        thread_probe(args)
+    if args.case:
+        print(json.dumps(probe_result(args) if args.probe else case_result(args)))
         return 0
     report = speed(args) if args.what == "speed" else quality(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
