@@ -32,13 +32,15 @@ $(KERNEL_SPEC): $(VENV)/.installed
 
 # Runs the notebooks in order with papermill; executed copies go to $(RUN_DIR)/notebooks/, figures
 # and tables to $(RUN_DIR)/figures/. 03_training trains the run, or resumes / reuses the one there.
-# Kernels start in this directory, so a relative DATA=folder:PATH is relative to it.
+# Kernels start in this directory, so a relative DATA=folder:PATH is relative to it. MEDGAN_HEADLESS=1:
+# 06_explore creates no widgets (widget cells can hang papermill for good).
 # ImageNet weights for the paper's transfer discriminator: $MEDGAN_WEIGHTS_DIR if set, else the
 # workplace's ../shared/weights when present (as .ci/run does); without them `auto` trains from scratch
 # and 03_training says so in a banner.
 WEIGHTS_DIR ?= $(or $(MEDGAN_WEIGHTS_DIR),$(abspath $(wildcard ../shared/weights)))
 reproduce: setup $(KERNEL_SPEC)
 	@set -e; start=$$(date +%s); out="$(abspath $(RUN_DIR))"; mkdir -p "$$out/notebooks"; \
+	export MEDGAN_HEADLESS=1; \
 	$(if $(WEIGHTS_DIR),export MEDGAN_WEIGHTS_DIR='$(WEIGHTS_DIR)'; echo "make reproduce: ImageNet weights from $(WEIGHTS_DIR)";) \
 	for nb in $(NOTEBOOKS); do \
 	    echo "make reproduce: $$nb (preset $(PRESET), data $(DATA))"; \

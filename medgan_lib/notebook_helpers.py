@@ -21,6 +21,11 @@ import numpy as np
 from .config import Config, preset as get_preset
 
 ENV_PRESET, ENV_DATA, ENV_RUN_DIR = "MEDGAN_PRESET", "MEDGAN_DATA", "MEDGAN_RUN_DIR"
+# Set by `make reproduce` and by nbval's conftest: no widget is created. Executing a cell that opens
+# widget comms and an interactive output can hang nbclient/papermill for good (kernel and client both
+# idle; seen here in 1 of 6 runs of 06_explore; jupyter/nbclient#312, jupyter/nbconvert#2029).
+ENV_HEADLESS = "MEDGAN_HEADLESS"
+HEADLESS_NOTE = "headless run: no controls here (open the notebook in JupyterLab, `make lab`); static view below"
 
 
 def env_default(name: str, default: str | None) -> str | None:
@@ -34,7 +39,8 @@ def nbval_environment(run_dir: str | os.PathLike) -> dict[str, str]:
     ``notebooks/conftest.py`` applies it, and ``tools/clean_notebooks.py --refresh`` executes the
     notebooks under it to store the outputs nbval compares against.
     """
-    return {ENV_PRESET: "smoke", ENV_DATA: "phantom", ENV_RUN_DIR: str(run_dir), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return {ENV_PRESET: "smoke", ENV_DATA: "phantom", ENV_RUN_DIR: str(run_dir), ENV_HEADLESS: "1",
+            "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def prepare_smoke_run(run_dir: str | os.PathLike) -> Path:
@@ -227,3 +233,44 @@ def nearest_images(queries: np.ndarray, pool: np.ndarray, k: int = 3) -> tuple[n
     k = min(k, len(p))
     indices = np.argsort(rms, axis=1, kind="stable")[:, :k]
     return indices, np.take_along_axis(rms, indices, axis=1)
+
+
+# ----------------------------------------------------------------------------- explorer controls
+
+
+def headless() -> bool:
+    """Whether the notebook runs without a front end that can use widgets (``MEDGAN_HEADLESS=1``)."""
+    return os.environ.get(ENV_HEADLESS) == "1"
+
+
+def choice(options: list, value=None):
+    """A dropdown control (default: the last option), made by :func:`explore`."""
+    import ipywidgets as widgets
+
+    return lambda name: widgets.Dropdown(options=options, value=options[-1] if value is None else value,
+                                         description=name)
+
+
+def integer(value: int, low: int | None = None, high: int | None = None):
+    """An integer control: a slider when bounded, else a text box; made by :func:`explore`."""
+    import ipywidgets as widgets
+
+    if low is None:
+        return lambda name: widgets.IntText(value=value, description=name)
+    return lambda name: widgets.IntSlider(value=value, min=low, max=high, description=name)
+
+
+def explore(view, **controls) -> dict | None:
+    """Controls for the keyword arguments of ``view`` and an output area that shows
+    ``view(**values)`` whenever one changes (JupyterLab). Headless (see ``ENV_HEADLESS``) it creates
+    no widget and prints ``HEADLESS_NOTE``. Returns the controls by name (None when headless)."""
+    if headless():
+        print(HEADLESS_NOTE)
+        return None
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    made = {name: make(name.replace("_", " ")) for name, make in controls.items()}
+    display(widgets.HBox(list(made.values())),
+            widgets.interactive_output(lambda **values: display(view(**values)), made))
+    return made

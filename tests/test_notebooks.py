@@ -65,39 +65,61 @@ def test_clean_rejects_noise_in_checked_cells():
     assert tool.clean(nb, "nb").cells[0].outputs[0].text == "17,256,181\n"
 
 
-def test_explorer_widgets_respond(tmp_path):
-    """06_explore's controls work as in JupyterLab: the notebook runs in a kernel, then the comm
-    'update' a browser sends when the user picks another epoch makes the kernel draw a new figure
-    into the widget's output area."""
+def run_explorer(run_dir: Path, headless: bool):
+    """Start a kernel in the nbval environment (widgets live unless ``headless``), run 06_explore's
+    code cells in it; (kernel manager, client, iopub message types seen)."""
     import os
 
     from jupyter_client.manager import start_new_kernel
 
-    from medgan_lib.notebook_helpers import nbval_environment, prepare_smoke_run
+    from medgan_lib.notebook_helpers import ENV_HEADLESS, nbval_environment, prepare_smoke_run
 
-    run_dir = tmp_path / "run"
     prepare_smoke_run(run_dir)
     saved = dict(os.environ)
     os.environ.update(nbval_environment(run_dir))
+    if not headless:
+        del os.environ[ENV_HEADLESS]
     try:
         km, kc = start_new_kernel(kernel_name="python3", cwd=str(REPO / "notebooks"))
     finally:
         os.environ.clear()
         os.environ.update(saved)
+    seen = []
+    nb = nbformat.read(REPO / "notebooks" / "06_explore.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            reply = kc.execute_interactive(cell.source, timeout=300, output_hook=lambda msg: seen.append(msg["msg_type"]))
+            assert reply["content"]["status"] == "ok", reply["content"]
+    return km, kc, seen
+
+
+def test_headless_explorer_opens_no_widget(tmp_path):
+    """make reproduce / make test run 06_explore headless: no widget comm is opened (widget cells can
+    hang nbclient), and the static figures are still drawn."""
+    km, kc, seen = run_explorer(tmp_path / "run", headless=True)
+    try:
+        assert "comm_open" not in seen
+        assert seen.count("display_data") + seen.count("execute_result") >= 3
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def test_explorer_widgets_respond(tmp_path):
+    """06_explore's controls work as in JupyterLab: the notebook runs in a kernel, then the comm
+    'update' a browser sends when the user picks another epoch makes the kernel draw a new figure
+    into the widget's output area."""
+    km, kc, seen = run_explorer(tmp_path / "run", headless=False)
     quiet = lambda msg: None  # noqa: E731
     try:
-        nb = nbformat.read(REPO / "notebooks" / "06_explore.ipynb", as_version=4)
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                reply = kc.execute_interactive(cell.source, timeout=300, output_hook=quiet)
-                assert reply["content"]["status"] == "ok", reply["content"]
+        assert "comm_open" in seen
 
         def evaluate(expression):
             reply = kc.execute_interactive("", user_expressions={"x": expression}, timeout=60, output_hook=quiet)
             return reply["content"]["user_expressions"]["x"]["data"]["text/plain"]
 
-        assert evaluate("epoch_pick.value") == "3"
-        comm_id = evaluate("epoch_pick.comm.comm_id").strip("'")
+        assert evaluate("samples_controls['epoch'].value") == "3"
+        comm_id = evaluate("samples_controls['epoch'].comm.comm_id").strip("'")
         update = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {
             "method": "update", "state": {"index": 0}, "buffer_paths": []}})
         kc.shell_channel.send(update)
@@ -115,7 +137,7 @@ def test_explorer_widgets_respond(tmp_path):
         routed = [m for m in replies if m["msg_type"] == "comm_msg"
                   and m["content"]["data"].get("state", {}).get("msg_id") == update["header"]["msg_id"]]
         assert routed, "the figure is captured by the Output widget"
-        assert evaluate("epoch_pick.value") == "1"
+        assert evaluate("samples_controls['epoch'].value") == "1"
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
