@@ -441,12 +441,16 @@ def speed(args: argparse.Namespace) -> str:
 
 
 def samples_at(run_dir: Path, config: Config, epoch: int, n: int) -> np.ndarray:
-    """``n`` images from the run's generator weights of snapshot ``epoch`` (fixed seed)."""
+    """``n`` images from the run's generator weights of snapshot ``epoch`` (fixed seed), built
+    under the run's precision policy."""
+    from .evaluation import generate_images
+    from .notebook_helpers import latent_batch, load_weights_file
+    from .runs import generator_snapshot_path
+
     with precision_policy(config.mixed_precision):
         generator = build_generator(config)
-    generator.load_weights(str(run_dir / "checkpoints" / "generator" / f"epoch_{epoch:04d}.weights.h5"))
-    z = np.random.default_rng([config.seed, 2]).standard_normal((n, config.latent_dim)).astype(np.float32)
-    return generator.predict(z, batch_size=64, verbose=0)
+    load_weights_file(generator, generator_snapshot_path(run_dir, epoch))
+    return generate_images(generator, latent_batch(config.seed, n, config.latent_dim))
 
 
 def quality(args: argparse.Namespace) -> str:

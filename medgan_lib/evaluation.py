@@ -29,7 +29,7 @@ from .config import Config
 from .metrics import evaluate_images
 from .notebook_helpers import checkpoint_epochs, latent_batch, load_weights_file, run_config
 from .pretrained import WeightsUnavailable, resolve_imagenet_weights
-from .runs import snapshot_epochs, write_atomic
+from .runs import generator_snapshot_path, snapshot_epochs, write_atomic
 
 DEFAULT_MAX_N = 1000
 GENERATE_BATCH = 64
@@ -154,7 +154,7 @@ def evaluate_run(
     generator = build_generator(config)
     per_epoch: dict[int, dict[str, Any]] = {}
     for epoch in tqdm(chosen, desc="evaluate", unit="epoch", disable=not progress):
-        load_weights_file(generator, run_dir / "checkpoints" / "generator" / f"epoch_{epoch:04d}.weights.h5")
+        load_weights_file(generator, generator_snapshot_path(run_dir, epoch))
         metrics = evaluate_images(real_images, generate_images(generator, z), seed=seed, inception=use_inception)
         if not use_inception:
             metrics["inception"] = {"available": False, "reason": inception_reason}

@@ -148,16 +148,19 @@ def load_samples(run_dir: str | os.PathLike) -> dict[int, np.ndarray]:
 
 def checkpoint_epochs(run_dir: str | os.PathLike) -> list[int]:
     """Epochs with saved generator weights (``checkpoints/generator/epoch_NNNN.weights.h5``)."""
-    folder = Path(run_dir) / "checkpoints" / "generator"
-    return sorted(int(p.name.split("_")[1].split(".")[0]) for p in folder.glob("epoch_*.weights.h5"))
+    from .runs import generator_snapshot_dir
+
+    return sorted(int(p.name.split("_")[1].split(".")[0])
+                  for p in generator_snapshot_dir(run_dir).glob("epoch_*.weights.h5"))
 
 
 @functools.lru_cache(maxsize=4)
 def _generator(run_dir: str, epoch: int):
     from .generator import build_generator
+    from .runs import generator_snapshot_path
 
     model = build_generator(run_config(run_dir))
-    load_weights_file(model, Path(run_dir) / "checkpoints" / "generator" / f"epoch_{epoch:04d}.weights.h5")
+    load_weights_file(model, generator_snapshot_path(run_dir, epoch))
     return model
 
 

@@ -116,6 +116,16 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def generator_snapshot_dir(run_dir: str | os.PathLike) -> Path:
+    """Where a run keeps the generator weights of its snapshot epochs."""
+    return Path(run_dir) / "checkpoints" / "generator"
+
+
+def generator_snapshot_path(run_dir: str | os.PathLike, epoch: int) -> Path:
+    """The generator weights saved after ``epoch`` (``epoch_NNNN.weights.h5``)."""
+    return generator_snapshot_dir(run_dir) / f"epoch_{epoch:04d}.weights.h5"
+
+
 class Checkpoints:
     """Atomic, resumable training state in ``run_dir/checkpoints``."""
 
@@ -165,7 +175,7 @@ class Checkpoints:
         return read_history(state / "history.csv")
 
     def save_generator(self, epoch: int) -> None:
-        path = self.dir / "generator" / f"epoch_{epoch:04d}.weights.h5"
+        path = generator_snapshot_path(self.dir.parent, epoch)
         path.parent.mkdir(exist_ok=True)
         tmp = path.with_name(f".tmp_{path.name}")  # same suffix, so Keras writes the same format
         self.gan.generator.save_weights(str(tmp))
