@@ -65,6 +65,7 @@ from typing import Any, Callable
 import tensorflow as tf
 from tensorflow import keras
 
+from medgan_lib.config import D_MODES, DISCRIMINATORS
 from medgan_lib.params import compare_counts, parameter_counts
 from medgan_lib.pretrained import (
     MOBILENET_ALPHAS,
@@ -75,8 +76,7 @@ from medgan_lib.pretrained import (
 
 LOGGER = logging.getLogger("medgan")
 
-MODES = ("transfer", "scratch", "auto")
-KINDS = ("paper", "dcgan", "projected")
+MODES, KINDS = D_MODES, DISCRIMINATORS  # the config's choices of ``d_mode`` and ``discriminator``
 LEAK = 0.2  # LeakyReLU slope of the dcgan and projected variants (DCGAN)
 DCGAN_FILTERS = (64, 128, 256)  # per stride-2 convolution; the last repeats
 PROJECTED_TAPS = 4  # backbone depths tapped by the projected discriminator
@@ -251,6 +251,11 @@ class DiscriminatorInfo:
     params: dict[str, int]
     kind: str = "paper"
     diff_augment: bool = False
+
+    @property
+    def is_variant(self) -> bool:
+        """A project variant (dcgan, projected or DiffAugment), not the paper's architecture."""
+        return self.kind != "paper" or self.diff_augment
 
 
 def _make_backbone(name: str, alpha: float | None, input_size: tuple[int, int],

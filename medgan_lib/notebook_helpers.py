@@ -125,14 +125,13 @@ def discriminator_banner(run_dir: str | os.PathLike) -> tuple[str, bool]:
     fields = DiscriminatorInfo.__dataclass_fields__
     info = DiscriminatorInfo(**{k: v for k, v in record.items() if k in fields})
     text = announce_discriminator(info)
-    paper_kind = info.kind == "paper" and not info.diff_augment
-    if paper_kind and info.mode != "transfer":
+    is_paper_method = not info.is_variant and info.mode == "transfer"
+    if not is_paper_method:
+        instead = ("uses a project variant instead (README, 'Discriminator variants')" if info.is_variant else
+                   "trains the whole backbone from random weights instead (see README / data_README.md)")
         text += ("\nThe paper's discriminator is a FROZEN ImageNet backbone with a 2,048-parameter head; "
-                 "this run trains the whole backbone from random weights instead (see README / data_README.md).")
-    elif not paper_kind:
-        text += ("\nThe paper's discriminator is a FROZEN ImageNet backbone with a 2,048-parameter head; "
-                 "this run uses a project variant instead (README, 'Discriminator variants').")
-    return text, paper_kind and info.mode == "transfer"
+                 f"this run {instead}.")
+    return text, is_paper_method
 
 
 def sample_epochs(run_dir: str | os.PathLike) -> list[int]:

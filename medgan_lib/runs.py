@@ -258,7 +258,7 @@ def build_gan(config: Config, d_mode: str | None = None) -> tuple[GAN, Discrimin
 
 def announce_discriminator(info: DiscriminatorInfo) -> str:
     """One loud line saying which discriminator mode and weights this run really uses."""
-    if info.kind != "paper" or info.diff_augment:
+    if info.is_variant:
         augment = " + DiffAugment" if info.diff_augment else ""
         return f"DISCRIMINATOR: {info.kind}{augment} (a project variant, not the paper's method) - {info.reason}"
     if info.mode == "transfer":
