@@ -242,6 +242,10 @@ class Loop:
         float(self.step(next(self.batches))["d_loss"])  # waits for the step to finish
         return time.perf_counter() - began
 
+    def warm_up(self, steps: int) -> float:
+        """Run ``steps`` untimed steps (tracing, caches); the last one's seconds."""
+        return [self.one_step() for _ in range(steps)][-1]
+
     def run(self) -> None:
         """Time ``measured.steps`` training steps; record time, data wait and peak memory."""
         live = reset_step_memory()
@@ -271,6 +275,11 @@ def make_loop(config: Config, images: np.ndarray, reference: GAN | None) -> tupl
     return Loop(gan, tf.function(gan.train_step), batches, Measurement(name, config.batch_size, cache_seconds)), weights
 
 
+def steps_per_round(args: argparse.Namespace, step_seconds: float) -> int:
+    """``--steps``, else as many steps as take about ``--round-seconds``."""
+    return args.steps or max(1, round(args.round_seconds / step_seconds))
+
+
 def case_config(preset_name: str, size: int, mode: str) -> Config:
     """The preset's models at ``size`` px (one upsampling level per doubling) with discriminator ``mode``."""
     base = preset(preset_name)
@@ -294,10 +303,9 @@ def bench_case(config: Config, args: argparse.Namespace) -> tuple[list[Measureme
         if loop.measured.name not in [known.measured.name for known in loops]:  # scratch: no cache
             loops.append(loop)
     for loop in loops:
-        for _ in range(args.warmup):
-            seconds = loop.one_step()
-        if loop is loops[0]:
-            steps = args.steps or max(1, round(args.round_seconds / seconds))
+        seconds = loop.warm_up(args.warmup)
+        if loop is loops[0]:  # every loop runs as many steps per round as the naive loop
+            steps = steps_per_round(args, seconds)
         loop.measured.steps = steps
         loop.measured.flops = count_flops(loop.step.get_concrete_function(next(loop.batches)).graph)
     for r in range(args.rounds):
@@ -342,9 +350,7 @@ def probe_result(args: argparse.Namespace) -> dict[str, Any]:
     preset_name, size, mode = args.case
     config = case_config(preset_name, int(size), mode).replace(**FAST)
     loop, _ = make_loop(config, case_images(config), None)
-    for _ in range(args.warmup):
-        seconds = loop.one_step()
-    loop.measured.steps = args.steps or max(1, round(args.round_seconds / seconds))
+    loop.measured.steps = steps_per_round(args, loop.warm_up(args.warmup))
     for _ in range(args.rounds):
         loop.run()
     return {"images/s": loop.measured.images_per_second()}
