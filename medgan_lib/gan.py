@@ -1,15 +1,13 @@
 """The paper's training algorithm (section 2.1) as a Keras model with its own ``train_step``.
 
-One step, as in the paper: (1) update the discriminator to decrease the binary cross-entropy
-of real images labelled 1 and generated images labelled 0 (eq. 1-2); (2) update the generator
-so that the discriminator labels its images "real". The generator's loss is the non-saturating
-``-log D(G(z))`` by default; the paper's printed eq. 3, the saturating ``log(1 - D(G(z)))``, is
-``g_loss="saturating"``.
+:meth:`GAN.train_step` is the paper's step, top to bottom: (1) update the discriminator to
+decrease the binary cross-entropy of real images labelled 1 and generated images labelled 0
+(eq. 1-2, :mod:`medgan_lib.losses`); (2) update the generator on fresh noise so that the
+discriminator labels its images "real" (eq. 3, or the non-saturating eq. 4, the default).
 
-The discriminator returns logits and the sigmoid lives inside the cross-entropy
-(``from_logits``): identical to the paper's sigmoid output followed by BCE, without its
-overflow. Two details matter for the paper's head, whose BatchNormalization standardises
-whatever batch it sees in training mode:
+The discriminator returns logits; the sigmoid lives inside the cross-entropy. Two details matter
+for the paper's head, whose BatchNormalization standardises whatever batch it sees in training
+mode:
 
 * the D step feeds real and generated images as ONE concatenated batch (two separate batches
   would both come out with mean 0 and the linear head could not tell them apart);
@@ -22,19 +20,19 @@ whatever batch it sees in training mode:
 All randomness of a step comes from a checkpointed ``tf.random.Generator``, so a resumed run
 draws exactly the noise the uninterrupted one would have.
 
-Speed (issue 4), none of which changes what a step computes in expectation:
+Speed options, none of which changes what a step computes in expectation, each kept apart from
+the paper's step:
 
-* feature cache: with a frozen backbone (transfer mode, always in inference mode) a real image's
-  features never change, so :meth:`GAN.training_inputs` computes them once per run and the data
-  pipeline feeds those features instead of the images; the head's BatchNormalization still
-  sees real and generated features as ONE concatenated batch. Off with
-  ``cache_real_features=False``; a trainable backbone never caches.
-* ``update_order="simultaneous"``: one generated batch and one D forward serve both updates
-  (a persistent tape, two gradients taken at the same weights, then both applied), instead of
-  the paper's strict alternation (``"alternating"``: update D, then generate a fresh batch and
-  update G against the updated D). Simultaneous gradient steps are the common TensorFlow DCGAN
-  form; per step it also draws one latent batch and one dropout mask instead of two and updates
-  BatchNormalization moving statistics once instead of twice.
+* feature cache (:class:`CachedRealFeatures`): with a frozen backbone (transfer mode, always in
+  inference mode) a real image's features never change, so :meth:`GAN.training_inputs` computes
+  them once per run and the data pipeline feeds those features instead of the images; the
+  head's BatchNormalization still sees real and generated features as ONE concatenated batch.
+  Off with ``cache_real_features=False``; a trainable backbone never caches.
+* ``update_order="simultaneous"`` (:meth:`GAN.simultaneous_step`): one generated batch and one D
+  forward serve both updates (a persistent tape, two gradients taken at the same weights, then
+  both applied), instead of the paper's strict alternation. Simultaneous gradient steps are the
+  common TensorFlow DCGAN form; per step it also draws one latent batch and one dropout mask
+  instead of two and updates BatchNormalization moving statistics once instead of twice.
 * ``mixed_precision``: models built under Keras' ``mixed_bfloat16`` policy (see
   :func:`precision_policy`): bf16 compute, float32 variables; the generator's tanh output, the
   discriminator head (so the logits) and the losses stay float32.
@@ -53,28 +51,9 @@ import tensorflow as tf
 
 from .config import Config
 from .discriminator import split_discriminator
+from .losses import GENERATOR_LOSSES, bce_discriminator_loss
 
 log = logging.getLogger("medgan")
-
-
-def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor, real_label: float = 1.0) -> tf.Tensor:
-    """BCE of real images against ``real_label`` (1, or less for one-sided smoothing) and fakes against 0."""
-    logits = tf.concat([real_logits, fake_logits], axis=0)
-    labels = tf.concat([tf.fill(tf.shape(real_logits), real_label), tf.zeros_like(fake_logits)], axis=0)
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
-
-
-def non_saturating_generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
-    """``-log D(G(z))``: BCE of the generated images against the label "real"."""
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits), logits=fake_logits))
-
-
-def saturating_generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
-    """``log(1 - D(G(z)))``, the paper's eq. 3 as printed (minimised by G)."""
-    return -tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(fake_logits), logits=fake_logits))
-
-
-GENERATOR_LOSSES = {"non_saturating": non_saturating_generator_loss, "saturating": saturating_generator_loss}
 
 
 def real_accuracy(real_logits: tf.Tensor) -> tf.Tensor:
@@ -115,6 +94,57 @@ def frozen_split(discriminator: tf.keras.Model) -> tuple[tf.keras.Model, tf.kera
     return None if features.trainable_variables else (features, head)
 
 
+class DiscriminatorLogits:
+    """D's logits as the training steps use them, from D's inputs (images).
+
+    ``fake_inputs`` turns generated images into what D takes here; ``joint`` gives the logits of
+    ONE batch [real; fake] in training mode, split into (real, fake); ``fake_only`` the logits of
+    generated images in inference mode.
+    """
+
+    def __init__(self, discriminator: tf.keras.Model) -> None:
+        self.discriminator = discriminator
+
+    def fake_inputs(self, fake: tf.Tensor) -> tf.Tensor:
+        return fake
+
+    def joint(self, real: tf.Tensor, fake: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        n = tf.shape(real)[0]
+        logits = self.discriminator(tf.concat([real, fake], axis=0), training=True)
+        return logits[:n], logits[n:]
+
+    def fake_only(self, fake: tf.Tensor) -> tf.Tensor:
+        return self.discriminator(fake, training=False)
+
+
+class CachedRealFeatures(DiscriminatorLogits):
+    """The same logits for a frozen backbone whose features of the real images are cached.
+
+    The real batch holds those features (see :meth:`GAN.training_inputs`; images are accepted
+    too); generated images go through the frozen backbone (inference mode, as always in transfer
+    mode) and only the head runs on [real; fake] features.
+    """
+
+    def __init__(self, features: tf.keras.Model, head: tf.keras.Model) -> None:
+        self.features, self.head = features, head
+
+    def fake_inputs(self, fake: tf.Tensor) -> tf.Tensor:
+        return tf.cast(self.features(fake, training=False), tf.float32)  # as the cached features
+
+    def joint(self, real: tf.Tensor, fake: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        real = real if real.shape.rank == 2 else self.fake_inputs(real)
+        n = tf.shape(real)[0]
+        logits = self.head(tf.concat([real, fake], axis=0), training=True)
+        return logits[:n], logits[n:]
+
+    def fake_only(self, fake: tf.Tensor) -> tf.Tensor:
+        return self.head(fake, training=False)
+
+    def real_features(self, images: np.ndarray, batch_size: int) -> np.ndarray:
+        """The frozen-backbone features of the real images (float32), computed once per run."""
+        return np.asarray(self.features.predict(images, batch_size=batch_size, verbose=0), np.float32)
+
+
 Gradients = list[tf.Tensor]
 
 
@@ -133,10 +163,14 @@ class GAN(tf.keras.Model):
         self.g_step_joint = config.g_step_d_batch == "joint"
         self.simultaneous = config.update_order == "simultaneous"
         split = frozen_split(discriminator) if config.cache_real_features else None
-        self.feature_cache = split is not None
-        self.features, self.head = split or (None, None)
+        self.d_logits = CachedRealFeatures(*split) if split else DiscriminatorLogits(discriminator)
         self.noise = tf.random.Generator.from_seed(config.seed)
         self.trackers = {name: tf.keras.metrics.Mean(name=name) for name in self.METRICS}
+
+    @property
+    def feature_cache(self) -> bool:
+        """Whether the real batch holds cached frozen-backbone features instead of images."""
+        return isinstance(self.d_logits, CachedRealFeatures)
 
     @property
     def metrics(self) -> list[tf.keras.metrics.Metric]:
@@ -150,97 +184,77 @@ class GAN(tf.keras.Model):
     def call(self, z: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.generator(z, training=training)
 
-    def sample_latent(self, n: tf.Tensor) -> tf.Tensor:
-        return self.noise.normal((n, self.latent_dim))
-
     def training_inputs(self, images: np.ndarray, batch_size: int) -> np.ndarray:
         """What ``train_step`` is fed for the real batch: the images, or with the feature cache
         their frozen-backbone features (float32, computed here once)."""
-        if not self.feature_cache:
-            return images
-        return np.asarray(self.features.predict(images, batch_size=batch_size, verbose=0), np.float32)
-
-    def _generate(self, n: tf.Tensor) -> tf.Tensor:
-        return self.generator(self.sample_latent(n), training=True)
-
-    def _joint_logits(self, real: tf.Tensor, fake: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
-        """D in training mode on ONE batch [real; fake]: (real logits, fake logits, fake features).
-
-        With the feature cache ``real`` holds the real images' features (images are accepted
-        too), only the fakes go through the frozen backbone, and their features are returned for
-        reuse (else None).
-        """
-        n = tf.shape(real)[0]
         if self.feature_cache:
-            real_features = real if real.shape.rank == 2 else self.features(real, training=False)
-            fake_features = tf.cast(self.features(fake, training=False), real_features.dtype)
-            logits = self.head(tf.concat([real_features, fake_features], axis=0), training=True)
-        else:
-            fake_features = None
-            logits = self.discriminator(tf.concat([real, fake], axis=0), training=True)
-        return logits[:n], logits[n:], fake_features
+            return self.d_logits.real_features(images, batch_size)
+        return images
 
-    def _inference_logits(self, fake: tf.Tensor, fake_features: tf.Tensor | None = None) -> tf.Tensor:
-        """D in inference mode on generated images (from their frozen-backbone features if given)."""
-        if fake_features is None:
-            return self.discriminator(fake, training=False)
-        return self.head(fake_features, training=False)
+    def generate(self, n: tf.Tensor) -> tf.Tensor:
+        """``n`` generated images from fresh noise, G in training mode (its Dropout active)."""
+        return self.generator(self.noise.normal((n, self.latent_dim)), training=True)
 
-    def _d_results(self, loss: tf.Tensor, real_logits: tf.Tensor, fake_logits: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {
-            "d_loss": loss,
-            "d_real_accuracy": real_accuracy(real_logits),
-            "d_fake_accuracy": fake_accuracy(fake_logits),
-        }
+    def train_step(self, data) -> dict[str, tf.Tensor]:
+        """One step of the paper's algorithm (section 2.1), or of simultaneous updates."""
+        real, _, _ = tf.keras.utils.unpack_x_y_sample_weight(data)
+        if self.simultaneous:
+            return self.record(self.simultaneous_step(real))
+        # 1. Discriminator step (eq. 2): BCE of the real batch labelled 1 (or real_label) and a
+        #    generated batch labelled 0, seen by D as ONE batch; only D's weights move.
+        d_grads, results = self.discriminator_gradients(real)
+        self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
+        # 2. Generator step (eq. 3, or eq. 4 by default): fresh noise, the updated D judges the new
+        #    images, G moves so that D calls them real; only G's weights move.
+        g_grads, g_results = self.generator_gradients(real)
+        self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_variables))
+        return self.record({**results, **g_results})
 
     def discriminator_gradients(self, real: tf.Tensor) -> tuple[Gradients, dict[str, tf.Tensor]]:
-        """Alternating D step: gradients of the D loss on one concatenated real + generated batch."""
-        fake = self._generate(tf.shape(real)[0])
+        """Step 1: gradients of the D loss on [real; G(z)], and the step's D metrics."""
+        fake = self.d_logits.fake_inputs(self.generate(tf.shape(real)[0]))
         with tf.GradientTape() as tape:
-            real_logits, fake_logits, _ = self._joint_logits(real, fake)
-            loss = discriminator_loss(real_logits, fake_logits, self.real_label)
-        grads = tape.gradient(loss, self.discriminator.trainable_variables)
-        return grads, self._d_results(loss, real_logits, fake_logits)
+            real_logits, fake_logits = self.d_logits.joint(real, fake)
+            loss = bce_discriminator_loss(real_logits, fake_logits, self.real_label)
+        return tape.gradient(loss, self.discriminator.trainable_variables), self.d_metrics(loss, real_logits, fake_logits)
 
     def generator_gradients(self, real: tf.Tensor) -> tuple[Gradients, dict[str, tf.Tensor]]:
-        """Alternating G step: gradients of the G loss on a freshly generated batch."""
+        """Step 2: gradients of the G loss on a freshly generated batch (D in inference mode, or
+        in training mode on [real; fake] with ``g_step_d_batch="joint"``)."""
         with tf.GradientTape() as tape:
-            fake = self._generate(tf.shape(real)[0])
+            fake = self.d_logits.fake_inputs(self.generate(tf.shape(real)[0]))
             if self.g_step_joint:
-                fake_logits = self._joint_logits(real, fake)[1]
+                fake_logits = self.d_logits.joint(real, fake)[1]
             else:
-                fake_logits = self._inference_logits(fake)
+                fake_logits = self.d_logits.fake_only(fake)
             loss = self.generator_loss(fake_logits)
         return tape.gradient(loss, self.generator.trainable_variables), {"g_loss": loss}
+
+    def simultaneous_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Both updates from one generated batch and one D forward, gradients at the same weights."""
+        d_grads, g_grads, results = self.simultaneous_gradients(real)
+        self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
+        self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_variables))
+        return results
 
     def simultaneous_gradients(self, real: tf.Tensor) -> tuple[Gradients, Gradients, dict[str, tf.Tensor]]:
         """D and G gradients, both at the current weights, from one generated batch and one D forward."""
         with tf.GradientTape(persistent=True) as tape:
-            fake = self._generate(tf.shape(real)[0])
-            real_logits, fake_logits, fake_features = self._joint_logits(real, fake)
-            d_loss = discriminator_loss(real_logits, fake_logits, self.real_label)
-            g_logits = fake_logits if self.g_step_joint else self._inference_logits(fake, fake_features)
-            g_loss = self.generator_loss(g_logits)
+            fake = self.d_logits.fake_inputs(self.generate(tf.shape(real)[0]))
+            real_logits, fake_logits = self.d_logits.joint(real, fake)
+            d_loss = bce_discriminator_loss(real_logits, fake_logits, self.real_label)
+            g_loss = self.generator_loss(fake_logits if self.g_step_joint else self.d_logits.fake_only(fake))
         d_grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
         g_grads = tape.gradient(g_loss, self.generator.trainable_variables)
         del tape
-        return d_grads, g_grads, {**self._d_results(d_loss, real_logits, fake_logits), "g_loss": g_loss}
+        return d_grads, g_grads, {**self.d_metrics(d_loss, real_logits, fake_logits), "g_loss": g_loss}
 
-    def _apply(self, optimizer: tf.keras.optimizers.Optimizer, grads: Gradients, model: tf.keras.Model) -> None:
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    def d_metrics(self, loss: tf.Tensor, real_logits: tf.Tensor, fake_logits: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"d_loss": loss, "d_real_accuracy": real_accuracy(real_logits),
+                "d_fake_accuracy": fake_accuracy(fake_logits)}
 
-    def train_step(self, data) -> dict[str, tf.Tensor]:
-        real, _, _ = tf.keras.utils.unpack_x_y_sample_weight(data)
-        if self.simultaneous:
-            d_grads, g_grads, results = self.simultaneous_gradients(real)
-            self._apply(self.d_optimizer, d_grads, self.discriminator)
-            self._apply(self.g_optimizer, g_grads, self.generator)
-        else:
-            d_grads, results = self.discriminator_gradients(real)
-            self._apply(self.d_optimizer, d_grads, self.discriminator)
-            g_grads, g_results = self.generator_gradients(real)
-            self._apply(self.g_optimizer, g_grads, self.generator)
-            results.update(g_results)
+    def record(self, results: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Add one step's values to the epoch means; returns the means so far."""
         for name, value in results.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}

@@ -6,19 +6,14 @@ import pytest
 import tensorflow as tf
 
 from medgan_lib.config import preset
-from medgan_lib.gan import (
-    GAN,
-    discriminator_loss,
-    make_optimizers,
-    non_saturating_generator_loss,
-    saturating_generator_loss,
-)
+from medgan_lib.gan import GAN, make_optimizers
+from medgan_lib.losses import bce_discriminator_loss, non_saturating_generator_loss, saturating_generator_loss
 from medgan_lib.generator import build_generator
 
 
 def test_losses_at_chance_are_log_2():
     zeros = tf.zeros((8, 1))
-    assert float(discriminator_loss(zeros, zeros)) == pytest.approx(math.log(2), rel=1e-6)
+    assert float(bce_discriminator_loss(zeros, zeros)) == pytest.approx(math.log(2), rel=1e-6)
     assert float(non_saturating_generator_loss(zeros)) == pytest.approx(math.log(2), rel=1e-6)
     assert float(saturating_generator_loss(zeros)) == pytest.approx(-math.log(2), rel=1e-6)
 
@@ -30,7 +25,7 @@ def test_discriminator_loss_matches_eq1_with_smoothing():
     expected = -np.mean(
         np.concatenate([y * np.log(p_real) + (1 - y) * np.log(1 - p_real), np.log(1 - p_fake)])
     )
-    assert float(discriminator_loss(real, fake, real_label=y)) == pytest.approx(expected, rel=1e-5)
+    assert float(bce_discriminator_loss(real, fake, real_label=y)) == pytest.approx(expected, rel=1e-5)
 
 
 def test_non_saturating_loss_keeps_gradient_where_saturating_vanishes():

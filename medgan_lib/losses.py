@@ -1,0 +1,60 @@
+"""GAN losses, each a function of the discriminator's logits (the sigmoid lives inside the loss).
+
+The paper (Laptev, Gerget, Danilov, "Research of generative adversarial networks for the
+synthesis of new medical data", section 2.1) trains with binary cross-entropy. With
+``D(x) = sigmoid(logit(x))`` and labels y (1: real, 0: generated):
+
+* eq. 1, BCE:               ``L(y, D) = -[y log D + (1 - y) log(1 - D)]``, averaged over the batch;
+* eq. 2, discriminator:     ``L_D = L(1, D(x)) + L(0, D(G(z)))`` over one batch of reals and fakes;
+* eq. 3, generator (as printed, saturating): ``L_G = log(1 - D(G(z)))``, minimised by G;
+* eq. 4, generator (non-saturating, Goodfellow et al. 2014): ``L_G = -log D(G(z))``.
+
+Taking logits and ``tf.nn.sigmoid_cross_entropy_with_logits`` is the same function as a sigmoid
+output followed by BCE, without its overflow. Names follow TF-GAN (``<kind>_generator_loss``,
+``<kind>_discriminator_loss``); another loss (hinge) or an extra term (an R1 gradient penalty)
+is one more small function here plus an entry in the tables at the end.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import tensorflow as tf
+
+
+def _bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Eq. 1: mean binary cross-entropy of ``sigmoid(logits)`` against ``labels``."""
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def bce_discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor, real_label: float = 1.0) -> tf.Tensor:
+    """Eq. 2: ``mean(L(real_label, D(x)) ++ L(0, D(G(z))))`` over the real and generated batch together.
+
+    ``real_label`` below 1 is one-sided label smoothing (Salimans et al. 2016); 1 is the paper.
+    At chance (all logits 0) the loss is log 2.
+    """
+    logits = tf.concat([real_logits, fake_logits], axis=0)
+    labels = tf.concat([tf.fill(tf.shape(real_logits), real_label), tf.zeros_like(fake_logits)], axis=0)
+    return _bce(labels, logits)
+
+
+def non_saturating_generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
+    """Eq. 4: ``-log D(G(z))``, the BCE of generated images against the label "real".
+
+    Its gradient stays large where D confidently rejects the fakes (Goodfellow et al. 2014).
+    """
+    return _bce(tf.ones_like(fake_logits), fake_logits)
+
+
+def saturating_generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
+    """Eq. 3 as printed in the paper: ``log(1 - D(G(z)))``, minimised by G (the minimax game).
+
+    Its gradient vanishes where D confidently rejects the fakes.
+    """
+    return -_bce(tf.zeros_like(fake_logits), fake_logits)
+
+
+GeneratorLoss = Callable[[tf.Tensor], tf.Tensor]
+GENERATOR_LOSSES: dict[str, GeneratorLoss] = {
+    "non_saturating": non_saturating_generator_loss,
+    "saturating": saturating_generator_loss,
+}
