@@ -514,20 +514,26 @@ def quality(args: argparse.Namespace) -> str:
 # ----------------------------------------------------------------------------- command line
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m medgan_lib.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", nargs="?", choices=("speed", "quality"), default="speed")
-    parser.add_argument("--quick", action="store_true", help="naive and fast loops only, short rounds, no thread probes")
-    parser.add_argument("--presets", nargs="+", default=["paper", "cpu"], help="model families (presets)")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
-    parser.add_argument("--modes", nargs="+", choices=("transfer", "scratch"), default=["transfer", "scratch"])
+def parse_args(argv: list[str], prog: str = "python -m medgan_lib.bench") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"examples:\n  {prog} --quick\n  {prog} quality --epochs 150 --seed 1")
+    parser.add_argument("what", nargs="?", choices=("speed", "quality"), default="speed",
+                        help="speed: training-step throughput of the loops; quality: short runs of each loop, "
+                             "evaluated (default: speed)")
+    parser.add_argument("--quick", action="store_true", help="naive and fast loops only, short rounds, no thread probes (default: off)")
+    parser.add_argument("--presets", nargs="+", default=["paper", "cpu"],
+                        help="model families (presets) (default: paper cpu)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128], help="image sides (default: 64 128)")
+    parser.add_argument("--modes", nargs="+", choices=("transfer", "scratch"), default=["transfer", "scratch"],
+                        help="discriminator modes (default: transfer scratch)")
     parser.add_argument("--warmup", type=int, help="warm-up steps per loop (default 3, quick 2)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 3)")
     parser.add_argument("--round-seconds", type=float, help="naive loop's time per round (default 4, quick 1.5)")
-    parser.add_argument("--steps", type=int, help="steps per loop and round (overrides --round-seconds)")
-    parser.add_argument("--epochs", type=int, default=120, help="quality: epochs per run")
-    parser.add_argument("--seed", type=int, default=0, help="quality: the runs' seed (weights, noise, data order)")
-    parser.add_argument("--run-root", type=Path, default=Path("runs/bench_quality"), help="quality: run directories")
+    parser.add_argument("--steps", type=int, help="steps per loop and round (overrides --round-seconds) (default: from --round-seconds)")
+    parser.add_argument("--epochs", type=int, default=120, help="quality: epochs per run (default: 120)")
+    parser.add_argument("--seed", type=int, default=0, help="quality: the runs' seed (weights, noise, data order) (default: 0)")
+    parser.add_argument("--run-root", type=Path, default=Path("runs/bench_quality"), help="quality: run directories (default: runs/bench_quality)")
     parser.add_argument("--out", type=Path, help=f"markdown report (default {DEFAULT_OUT}; quality: bench_quality.md)")
     parser.add_argument("--case", nargs=3, help=argparse.SUPPRESS)  # child process: PRESET SIZE MODE
     parser.add_argument("--probe", type=int, nargs=2, help=argparse.SUPPRESS)  # with --case: INTRA INTER
@@ -541,8 +547,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def main(argv: list[str] | None = None, prog: str = "python -m medgan_lib.bench") -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv, prog)
     if args.case:
         print(json.dumps(probe_result(args) if args.probe else case_result(args)))
         return 0

@@ -124,14 +124,18 @@ def compare(out_dir: str | Path, epochs: int, variants: list[str], base: str = "
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m medgan_lib.compare", description=__doc__.split("\n")[0])
-    parser.add_argument("--out-dir", required=True)
+def main(argv: list[str] | None = None, prog: str = "python -m medgan_lib.compare") -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"example:\n  MEDGAN_WEIGHTS_DIR=../shared/weights {prog} --out-dir runs/variants --epochs 60")
+    parser.add_argument("--out-dir", required=True, help="one run directory per variant, and results.md / .json")
     parser.add_argument("--epochs", type=int, required=True, help="the budget: epochs per variant")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {list(VARIANTS)}")
-    parser.add_argument("--n", type=int, default=512, help="generated and real images per evaluation")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="the configuration every variant "
+                        "starts from (default: cpu)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated, from {list(VARIANTS)} (default: all)")
+    parser.add_argument("--n", type=int, default=512, help="generated and real images per evaluation (default: 512)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the runs and the evaluation (default: 0)")
     args = parser.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(variants) - set(VARIANTS))
