@@ -290,7 +290,7 @@ def case_config(preset_name: str, size: int, mode: str) -> Config:
 
 
 def case_images(config: Config) -> np.ndarray:
-    return load_images(config.data, config.image_size, config.channels, config.n_images, config.seed).images
+    return load_images(config.data, config.image_size, config.channels, n_images=config.n_images, seed=config.seed).images
 
 
 def bench_case(config: Config, args: argparse.Namespace) -> tuple[list[Measurement], str]:

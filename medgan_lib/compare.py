@@ -76,8 +76,8 @@ def _row(name: str, run_dir: Path, metrics_row: dict[str, Any]) -> dict[str, Any
 def reference_row(base: str, n: int, seed: int) -> dict[str, Any]:
     """The metrics of ``n`` real phantom frames against ``n`` frames of the next phantom seed."""
     config = preset(base)
-    images = [real_sample(load_images(config.data, config.image_size, config.channels, config.n_images,
-                                      config.seed + offset).images, n, seed) for offset in (0, 1)]
+    images = [real_sample(load_images(config.data, config.image_size, config.channels, n_images=config.n_images,
+                                      seed=config.seed + offset).images, n, seed) for offset in (0, 1)]
     metrics = evaluate_images(*images, seed=seed, inception=False)
     return {"variant": REFERENCE, **summary_row(0, metrics), **dict.fromkeys(RUN_FIELDS)}
 

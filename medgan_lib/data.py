@@ -3,10 +3,13 @@
 Specs accepted by :func:`load_images`:
 
 * ``phantom`` or ``phantom:N`` -- the procedural X-ray aortography phantom of
-  :mod:`medgan_lib.phantom` (NOT patient data); 2000 images unless N or ``max_images`` is given.
+  :mod:`medgan_lib.phantom` (NOT patient data); 2000 images unless N or ``n_images`` is given.
 * ``npz:PATH[#train|#val|#test|#all]`` -- a MedMNIST-layout archive (``train_images``,
   ``val_images``, ``test_images``; ``train`` by default) or one with a plain ``images`` array.
-* ``folder:PATH`` -- PNG, JPEG, TIFF, BMP and DICOM files found recursively, in sorted path order.
+* ``folder:PATH[?max_pixels=N]`` -- PNG, JPEG, TIFF, BMP and DICOM files found recursively, in
+  sorted path order. Symbolic links to folders are followed; a link back to a folder already
+  scanned (a loop, or a second link to one folder) is not followed again and is noted. A folder
+  that cannot be listed, a broken link or an unreadable file is an error.
 * ``medmnist:NAME[@SIZE][#split]`` -- an official MedMNIST v3 2D file (Zenodo record 10519652),
   md5-verified and cached in ``$MEDGAN_DATA_DIR`` (the files sit directly in that folder) or
   ``~/.cache/medgan/medmnist/``. Without ``@SIZE`` the smallest official size >= ``image_size``
@@ -29,7 +32,14 @@ Intensity normalisation (each image goes to [0, 1], then linearly to [-1, 1]):
 * npz arrays other than uint8 (uint16, other integers, float): one min-max over the whole selected
   array, keeping intensities comparable across images (an array already spanning [0, 1] is
   unchanged). bool arrays map False/True to -1/1.
-* An image that is constant under a min-max rule maps to -1 (noted).
+* An image that is constant under a min-max rule maps to -1. Constant images of any type are noted.
+
+Limits: ``n_images`` keeps the first images in a deterministic order (sorted relative paths, array
+index) and is applied while reading: files after the cap are not decoded and only the needed rows
+of an npz array are decompressed (streamed from the archive member, whose ``.npy`` header gives the
+shape). The notes say how many images were found and how many are used. An image with more than
+``max_pixels`` pixels (default :data:`DEFAULT_MAX_PIXELS`, checked from the file header before
+decoding; ``?max_pixels=N`` on ``folder:`` and ``npz:`` specs) is refused.
 
 Geometry and colour: channels=1 turns colour into grayscale (BT.601 luminance; colour images whose
 R, G, B are identical use one channel unchanged); channels=3 replicates grayscale (colour stays
@@ -50,14 +60,22 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import tensorflow as tf
 
+from .npz_archive import ArchiveError, ArrayHeader, NpzArchive
+
+if TYPE_CHECKING:
+    from .config import Config
+
 LOG = logging.getLogger("medgan")
 
 DEFAULT_PHANTOM_COUNT = 2000
+# 40 megapixels: above any common radiograph (a full-field mammogram is about 4096 x 5120 = 21 Mpx),
+# below Pillow's decompression-bomb warning (89.5 Mpx); decoding one such image peaks near 1 GB.
+DEFAULT_MAX_PIXELS = 40_000_000
 PIL_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 DICOM_EXTENSIONS = frozenset({".dcm", ".dicom"})
 SPLITS = ("train", "val", "test")
@@ -65,10 +83,13 @@ SELECTIONS = SPLITS + ("all",)
 VALID_SPECS = (
     "phantom",
     "phantom:N",
-    "npz:PATH[#train|#val|#test|#all]",
-    "folder:PATH",
+    "npz:PATH[?max_pixels=N][#train|#val|#test|#all]",
+    "folder:PATH[?max_pixels=N]",
     "medmnist:NAME[@28|@64|@128|@224][#train|#val|#test|#all]",
 )
+
+FILE_OPTIONS = ("max_pixels",)  # the ?key=value options of npz: specs
+FOLDER_OPTIONS = FILE_OPTIONS  # the ?key=value options of folder: specs
 
 MEDMNIST_SIZES = (28, 64, 128, 224)
 MEDMNIST_URL = "https://zenodo.org/records/10519652/files/{filename}?download=1"
@@ -175,8 +196,9 @@ class _Job:
 
     image_size: int
     channels: int
-    max_images: int | None
+    n_images: int | None
     seed: int
+    max_pixels: int = DEFAULT_MAX_PIXELS
     events: Counter = field(default_factory=Counter)  # note text -> number of images
     sizes: Counter = field(default_factory=Counter)  # original (h, w) -> count
     cropped: Counter = field(default_factory=Counter)
@@ -210,34 +232,53 @@ class _Job:
 
 
 def load_images(
-    spec: str, image_size: int, channels: int = 1, max_images: int | None = None, seed: int = 0
+    spec: str, image_size: int, channels: int = 1, n_images: int | None = None, seed: int = 0
 ) -> ImageSet:
     """Load a dataset named by ``spec`` as float32 (N, image_size, image_size, channels) in [-1, 1].
 
-    ``max_images`` keeps the first images in a deterministic order (sorted paths, array index);
-    ``seed`` only affects the phantom. Raises DataError on bad input.
+    ``n_images`` keeps the first images in a deterministic order (sorted paths, array index) and
+    is applied while reading; ``seed`` only affects the phantom. Raises DataError on bad input.
     """
     if image_size < 1:
         raise DataError(f"image_size must be a positive integer, got {image_size}")
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels}")
-    if max_images is not None and max_images < 0:
-        raise DataError(f"max_images must be >= 0 or None, got {max_images}")
+    if n_images is not None and n_images < 0:
+        raise DataError(f"n_images must be >= 0 or None, got {n_images}")
     kind, _, arg = spec.strip().partition(":")
     loader = _LOADERS.get(kind.strip().lower())
     if loader is None:
         hint = f" (did you mean folder:{spec}?)" if Path(spec).expanduser().is_dir() else ""
         raise DataError(f"unknown dataset spec {spec!r}{hint}; valid specs: {', '.join(VALID_SPECS)}")
-    job = _Job(image_size, channels, max_images, seed)
+    job = _Job(image_size, channels, n_images, seed)
     unit, source, metadata = loader(arg.strip(), job)
     if len(unit) == 0:
-        limit = f" with max_images={max_images}" if max_images is not None else ""
+        limit = f" with n_images={n_images}" if n_images is not None else ""
         raise DataError(f"{spec}: zero images after selection{limit}")
     images = unit * np.float32(2) - np.float32(1)
     notes = job.notes()
     for note in notes:
         LOG.warning("%s: %s", spec, note)
     return ImageSet(images, source, spec, dataset_fingerprint(images), notes, metadata)
+
+
+def check_training_set(images: ImageSet, config: Config) -> None:
+    """DataError naming the data spec unless ``images`` can train ``config``: shape and one full batch.
+
+    Call it before anything is written into a new run directory, so that fixing the data and
+    training again starts cleanly.
+    """
+    expected = (config.image_size, config.image_size, config.channels)
+    if images.images.shape[1:] != expected:
+        raise DataError(f"{images.spec}: images of shape {images.images.shape[1:]}, the configuration needs {expected}")
+    count = len(images.images)
+    if count < config.batch_size:
+        capped = config.n_images == count
+        raise DataError(
+            f"{images.spec}: {_count(count, 'training image')}{' (the n_images cap)' if capped else ''}, fewer than "
+            f"the batch size {config.batch_size}: an epoch would have no batch (the last partial batch is dropped); "
+            f"{'raise --n-images, ' if capped else 'add images, '}or lower --batch-size"
+        )
 
 
 def make_dataset(images: np.ndarray, batch_size: int, seed: int, epoch: int) -> tf.data.Dataset:
@@ -277,14 +318,17 @@ def _load_phantom(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:
             raise DataError(f"phantom:{arg}: N must be a positive integer, e.g. phantom:500")
         count = int(arg)
     else:
-        count = DEFAULT_PHANTOM_COUNT if job.max_images is None else job.max_images
-    keep = count if job.max_images is None else min(count, job.max_images)
+        count = DEFAULT_PHANTOM_COUNT if job.n_images is None else job.n_images
+    keep = count if job.n_images is None else min(count, job.n_images)
+    if keep < count:
+        note = _cap_note(f"phantom:{count}", count, keep, "frames", "in frame order", job.n_images, "rendered")
+        job.extra.append(note)
     if keep == 0:
         return np.zeros((0, job.image_size, job.image_size, job.channels), np.float32), "phantom", {}
     from medgan_lib.phantom import make_phantom
 
-    phantom = make_phantom(count, job.image_size, job.seed)
-    pixels = np.asarray(phantom.images[:keep], np.float32)
+    phantom = make_phantom(keep, job.image_size, job.seed)  # frame i does not depend on the count
+    pixels = np.asarray(phantom.images, np.float32)
     _check_finite(pixels, "phantom images")
     unit = _shape_batch(np.clip(pixels, 0.0, 1.0)[..., None], job)
     metadata = {
@@ -296,16 +340,18 @@ def _load_phantom(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:
 
 
 def _load_npz(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:
-    """``npz:PATH[#selection]``."""
+    """``npz:PATH[?options][#selection]``."""
     if not arg:
         raise DataError("npz: needs a path, e.g. npz:/data/breastmnist.npz")
     base, sep, selection = arg.rpartition("#")
     if sep and selection in SELECTIONS:
-        path_text, chosen = base, selection
-    elif sep and Path(base).expanduser().is_file():
+        body, chosen = base, selection
+    elif sep and Path(base.rpartition("?")[0] or base).expanduser().is_file():
         raise DataError(f"{base}: unknown selection '#{selection}'; use #train, #val, #test or #all")
     else:
-        path_text, chosen = arg, None
+        body, chosen = arg, None
+    path_text, options = _spec_options(body, "npz", FILE_OPTIONS)
+    _apply_options(options, job)
     path = Path(path_text).expanduser()
     unit, description, metadata = _npz_images(path, chosen, job)
     return unit, f"npz:{path} ({description})", metadata
@@ -350,45 +396,82 @@ def _load_medmnist(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:
 
 
 def _load_folder(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:
-    """``folder:PATH``: image files found recursively, decoded in sorted path order."""
-    if not arg:
+    """``folder:PATH[?options]``: image files found recursively, decoded in sorted path order."""
+    path_text, options = _spec_options(arg, "folder", FOLDER_OPTIONS)
+    _apply_options(options, job)
+    if not path_text:
         raise DataError("folder: needs a path, e.g. folder:/data/xrays")
-    root = Path(arg).expanduser()
+    root = Path(path_text).expanduser()
     if not root.exists():
         raise DataError(f"{root}: folder not found")
     if not root.is_dir():
-        raise DataError(f"{root}: not a folder (for an .npz archive use npz:{arg})")
-    files, skipped, hidden = _scan_folder(root)
-    skip_notes = []
-    if hidden:
-        skip_notes.append(f"skipped {_count(hidden, 'hidden file or folder', 'hidden files or folders')}")
-    if skipped:
-        kinds = ", ".join(f"{ext}: {n}" for ext, n in skipped.most_common())
-        skip_notes.append(f"skipped {_count(sum(skipped.values()), 'non-image file')} ({kinds})")
-    if not files:
-        detail = f" ({'; '.join(skip_notes)})" if skip_notes else ""
+        raise DataError(f"{root}: not a folder (for an .npz archive use npz:{path_text})")
+    scan = _scan_folder(root)
+    if not scan.files:
+        detail = f" ({'; '.join(scan.notes)})" if scan.notes else ""
         raise DataError(f"{root}: no images found (PNG, JPEG, TIFF, BMP or DICOM, searched recursively){detail}")
-    job.extra.extend(skip_notes)
-    files = files[: job.max_images] if job.max_images is not None else files
+    job.extra.extend(scan.notes)
+    found = len(scan.files)
+    files = scan.files if job.n_images is None else scan.files[: job.n_images]
+    if len(files) < found:
+        job.extra.append(_cap_note(f"folder:{root}", found, len(files), "image files", "in sorted path order",
+                                   job.n_images))
     unit = np.empty((len(files), job.image_size, job.image_size, job.channels), np.float32)
     formats: Counter = Counter()
     multiframe = []
-    for index, (path, reader) in enumerate(files):
-        if reader == "dicom":
-            pixels, frame = _decode_dicom(path, job)
+    for index, entry in enumerate(files):
+        if entry.reader == "dicom":
+            pixels, frame = _decode_dicom(entry.path, job)
             fmt = "DICOM"
             if frame:
-                multiframe.append(f"{path.relative_to(root)} ({frame})")
+                multiframe.append(f"{entry.relative} ({frame})")
         else:
-            pixels, fmt = _decode_pillow(path, job)
+            pixels, fmt = _decode_pillow(entry.path, job)
         unit[index] = _shape_batch(pixels[None], job)[0]
         formats[fmt] += 1
     if multiframe:
         shown = ", ".join(multiframe[:5]) + (", ..." if len(multiframe) > 5 else "")
         job.extra.append(f"multi-frame DICOM: used the middle frame of {_count(len(multiframe), 'file')}: {shown}")
     kinds = ", ".join(f"{n} {fmt}" for fmt, n in formats.most_common())
-    metadata = {"root": str(root), "files": [str(path.relative_to(root)) for path, _ in files]}
-    return unit, f"folder:{root} ({len(files)} files: {kinds})", metadata
+    used = f"{len(files)} files" if len(files) == found else f"{len(files)} of {found} files, n_images={job.n_images}"
+    metadata = {"root": str(root), "files_found": found, "files": [entry.relative for entry in files]}
+    return unit, f"folder:{root} ({used}: {kinds})", metadata
+
+
+def _spec_options(arg: str, kind: str, allowed: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    """``PATH?key=value&key=value`` -> (PATH, options); a path that exists as written keeps its '?'."""
+    base, sep, query = arg.rpartition("?")
+    if not sep or Path(arg).expanduser().exists():
+        return arg, {}
+    options = {}
+    for item in query.split("&"):
+        key, equals, value = item.partition("=")
+        key = key.strip().lower()
+        if not equals or key not in allowed:
+            raise DataError(
+                f"{kind}:{arg}: unknown option {item!r}; valid options: {', '.join(f'{name}=...' for name in allowed)}"
+            )
+        options[key] = value.strip()
+    return base, options
+
+
+def _apply_options(options: dict[str, str], job: _Job) -> None:
+    """Store the parsed spec options in ``job`` (validated; DataError naming the option)."""
+    if "max_pixels" in options:
+        text = options["max_pixels"]
+        if not text.replace("_", "").isdigit() or int(text) < 1:
+            raise DataError(f"max_pixels={text}: must be a positive integer number of pixels, e.g. max_pixels=60000000")
+        job.max_pixels = int(text)
+
+
+def _check_pixel_count(path: Path | str, height: int, width: int, job: _Job) -> None:
+    """DataError naming the file and the limit when one image has more than ``job.max_pixels`` pixels."""
+    if height * width > job.max_pixels:
+        raise DataError(
+            f"{path}: {width}x{height} = {height * width:,} pixels, above the limit of {job.max_pixels:,} pixels "
+            "per image (checked before decoding, to protect memory); raise it with ?max_pixels=N on the spec "
+            "if the image is genuine"
+        )
 
 
 _LOADERS: dict[str, Callable[[str, _Job], tuple[np.ndarray, str, dict]]] = {
@@ -403,67 +486,75 @@ _LOADERS: dict[str, Callable[[str, _Job], tuple[np.ndarray, str, dict]]] = {
 
 
 def _npz_images(path: Path, selection: str | None, job: _Job) -> tuple[np.ndarray, str, dict]:
-    """Images of an .npz archive in [0, 1], a short description and metadata."""
+    """Images of an .npz archive in [0, 1], a short description and metadata.
+
+    Only the rows kept by ``n_images`` are read (see :mod:`medgan_lib.npz_archive`).
+    """
     if not path.is_file():
         raise DataError(f"{path}: npz file not found")
     try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception as exc:
+        with NpzArchive(path) as archive:
+            names = _npz_array_names(archive.names, selection, path)
+            headers = [_check_header(archive.header(name), path, job) for name in names]
+            if len({header.shape[1:] for header in headers}) > 1:
+                shapes = ", ".join(f"{header.name} {header.shape}" for header in headers)
+                raise DataError(f"{path}: arrays have different image shapes and cannot be combined: {shapes}")
+            found = sum(header.shape[0] for header in headers)
+            keep = found if job.n_images is None else min(found, job.n_images)
+            parts = []
+            offset = 0
+            for header in headers:
+                rows = np.arange(offset, min(offset + header.shape[0], keep)) - offset
+                parts.append(archive.rows(header.name, rows))
+                offset += header.shape[0]
+    except ArchiveError as exc:
+        raise DataError(f"{path}: {exc}") from exc
+    except OSError as exc:
         raise DataError(f"{path}: cannot read as an .npz archive ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"{path}: is a single .npy array, not an .npz archive with an 'images' array")
-    with archive:
-        keys = sorted(archive.files)
-        expected = "'images' or the MedMNIST layout 'train_images', 'val_images', 'test_images'"
-        if any(f"{split}_images" in keys for split in SPLITS):
-            names = [f"{split}_images" for split in (SPLITS if selection == "all" else (selection or "train",))]
-            missing = [name for name in names if name not in keys]
-            if missing:
-                raise DataError(f"{path}: no {', '.join(missing)} array; keys found: {keys}; expected {expected}")
-        elif "images" in keys:
-            if selection is not None:
-                raise DataError(
-                    f"{path}: '#{selection}' needs the MedMNIST layout (train_images, val_images, "
-                    f"test_images) but the file has a plain 'images' array; drop '#{selection}'"
-                )
-            names = ["images"]
-        else:
-            raise DataError(f"{path}: no image array; keys found: {keys}; expected {expected}")
-        parts = []
-        remaining = job.max_images
-        for name in names:
-            part = _read_array(archive, name, path)
-            if remaining is not None:
-                part = part[:remaining]
-                remaining -= len(part)
-            parts.append(part)
-    if len({part.shape[1:] for part in parts}) > 1:
-        shapes = ", ".join(f"{name} {part.shape}" for name, part in zip(names, parts))
-        raise DataError(f"{path}: arrays have different image shapes and cannot be combined: {shapes}")
     raw = parts[0] if len(parts) == 1 else np.concatenate(parts)
     where = f"{path} [{'+'.join(names)}]"
+    _check_finite(raw, where)
+    if keep < found:
+        job.extra.append(_cap_note(where, found, keep, "images", "in array order", job.n_images))
     unit = _array_to_unit(raw, where, job)
-    description = f"{'+'.join(names)}: {len(raw)} images {raw.shape[1]}x{raw.shape[2]} {raw.dtype}"
-    metadata = {"path": str(path), "arrays": names, "dtype": str(raw.dtype), "raw_shape": list(raw.shape)}
+    count = f"{len(raw)} images" if keep == found else f"{keep} of {found} images, n_images={job.n_images}"
+    description = f"{'+'.join(names)}: {count} {raw.shape[1]}x{raw.shape[2]} {raw.dtype}"
+    metadata = {"path": str(path), "arrays": names, "dtype": str(raw.dtype), "raw_shape": list(raw.shape),
+                "images_found": found}
     return unit, description, metadata
 
 
-def _read_array(archive: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndarray:
-    """One validated image array of an archive: (N, H, W) or (N, H, W, C), numeric, finite."""
-    try:
-        array = archive[name]
-    except Exception as exc:
-        raise DataError(f"{path}: cannot read array {name!r} ({type(exc).__name__}: {exc})") from exc
-    where = f"{path} [{name}]"
-    if array.dtype.kind not in "uifb":
-        raise DataError(f"{where}: unsupported dtype {array.dtype}; expected uint8, uint16 or float")
-    if array.ndim not in (3, 4):
-        raise DataError(f"{where}: shape {array.shape}; expected (N, H, W) or (N, H, W, C)")
-    if array.ndim == 4 and array.shape[-1] not in (1, 3, 4):
-        hint = "; it looks channels-first: transpose to (N, H, W, C)" if array.shape[1] in (1, 3, 4) else ""
-        raise DataError(f"{where}: shape {array.shape}; the last axis must be 1, 3 or 4 channels{hint}")
-    _check_finite(array, where)
-    return array
+def _npz_array_names(keys: list[str], selection: str | None, path: Path) -> list[str]:
+    """The image arrays a selection names: MedMNIST ``{split}_images`` or a plain ``images``."""
+    expected = "'images' or the MedMNIST layout 'train_images', 'val_images', 'test_images'"
+    if any(f"{split}_images" in keys for split in SPLITS):
+        names = [f"{split}_images" for split in (SPLITS if selection == "all" else (selection or "train",))]
+        missing = [name for name in names if name not in keys]
+        if missing:
+            raise DataError(f"{path}: no {', '.join(missing)} array; keys found: {keys}; expected {expected}")
+        return names
+    if "images" in keys:
+        if selection is not None:
+            raise DataError(
+                f"{path}: '#{selection}' needs the MedMNIST layout (train_images, val_images, "
+                f"test_images) but the file has a plain 'images' array; drop '#{selection}'"
+            )
+        return ["images"]
+    raise DataError(f"{path}: no image array; keys found: {keys}; expected {expected}")
+
+
+def _check_header(header: ArrayHeader, path: Path, job: _Job) -> ArrayHeader:
+    """An image array's header, validated before its data is read: (N, H, W[, C]), numeric, size limit."""
+    where = f"{path} [{header.name}]"
+    if header.dtype.kind not in "uifb":
+        raise DataError(f"{where}: unsupported dtype {header.dtype}; expected uint8, uint16 or float")
+    if len(header.shape) not in (3, 4):
+        raise DataError(f"{where}: shape {header.shape}; expected (N, H, W) or (N, H, W, C)")
+    if len(header.shape) == 4 and header.shape[-1] not in (1, 3, 4):
+        hint = "; it looks channels-first: transpose to (N, H, W, C)" if header.shape[1] in (1, 3, 4) else ""
+        raise DataError(f"{where}: shape {header.shape}; the last axis must be 1, 3 or 4 channels{hint}")
+    _check_pixel_count(where, header.shape[1], header.shape[2], job)
+    return header
 
 
 def _array_to_unit(raw: np.ndarray, where: str, job: _Job) -> np.ndarray:
@@ -498,27 +589,95 @@ def _array_to_unit(raw: np.ndarray, where: str, job: _Job) -> np.ndarray:
 # ----------------------------------------------------------------------------- files
 
 
-def _scan_folder(root: Path) -> tuple[list[tuple[Path, str]], Counter, int]:
-    """Image files under ``root`` as sorted (path, reader) pairs, skipped extensions, hidden count."""
-    files = []
+@dataclass(frozen=True)
+class _Entry:
+    """One image file of a folder: where it is, its path relative to the root, which decoder reads it."""
+
+    path: Path
+    relative: str
+    reader: str  # "pillow" or "dicom"
+
+
+@dataclass
+class _Scan:
+    """The image files under a folder, sorted by relative path, and the notes on what was not taken."""
+
+    files: list[_Entry]
+    notes: list[str]
+
+
+def _scan_folder(root: Path) -> _Scan:
+    """Every image file under ``root``; links to folders followed once (loops noted, not followed).
+
+    A folder that cannot be listed, a broken link and an unreadable file without a known extension
+    are DataErrors naming the path.
+    """
+    files: list[_Entry] = []
     skipped: Counter = Counter()
     hidden = 0
-    for directory, subdirs, names in os.walk(root):
-        hidden += sum(name.startswith(".") for name in subdirs)
-        subdirs[:] = [name for name in subdirs if not name.startswith(".")]
-        for name in names:
-            path = Path(directory, name)
-            suffix = path.suffix.lower()
-            if name.startswith("."):
+    links: list[str] = []
+    scanned: dict[tuple[int, int], str] = {}  # (device, inode) of each scanned folder -> its relative path
+    pending = [(root, (), ())]  # folder, its relative parts, the (device, inode) of its ancestors
+    while pending:
+        directory, parts, ancestors = pending.pop()
+        key = _folder_key(directory)
+        relative = "/".join(parts) or "."
+        if key in scanned:
+            target = os.readlink(directory) if directory.is_symlink() else directory
+            why = "a loop: it points back to a folder that contains it" if key in ancestors else "already scanned"
+            links.append(f"{relative} -> {target} ({why}, as {scanned[key]}; not followed again)")
+            continue
+        scanned[key] = relative
+        for entry in _list_folder(directory):
+            path = Path(entry.path)
+            if entry.name.startswith("."):
                 hidden += 1
+                continue
+            if entry.is_symlink() and not path.exists():
+                raise DataError(f"{path}: broken symbolic link (its target {os.readlink(path)} does not exist)")
+            if entry.is_dir():
+                pending.append((path, parts + (entry.name,), ancestors + (key,)))
+                continue
+            suffix = path.suffix.lower()
+            if not entry.is_file():
+                skipped["(not a regular file)"] += 1
             elif suffix in PIL_EXTENSIONS:
-                files.append((path, "pillow"))
+                files.append(_Entry(path, "/".join(parts + (entry.name,)), "pillow"))
             elif suffix in DICOM_EXTENSIONS or _has_dicom_preamble(path):
-                files.append((path, "dicom"))
+                files.append(_Entry(path, "/".join(parts + (entry.name,)), "dicom"))
             else:
                 skipped[suffix or "(no extension)"] += 1
-    files.sort(key=lambda item: item[0].relative_to(root).parts)
-    return files, skipped, hidden
+    files.sort(key=lambda item: item.relative.split("/"))
+    notes = []
+    if hidden:
+        notes.append(f"skipped {_count(hidden, 'hidden file or folder', 'hidden files or folders')}")
+    if skipped:
+        kinds = ", ".join(f"{ext}: {n}" for ext, n in skipped.most_common())
+        notes.append(f"skipped {_count(sum(skipped.values()), 'non-image file')} ({kinds})")
+    if links:
+        notes.append(f"symbolic links to folders not followed again: {'; '.join(sorted(links))}")
+    return _Scan(files, notes)
+
+
+def _folder_key(directory: Path) -> tuple[int, int]:
+    """(device, inode) of a folder, following links: the identity used for loop protection."""
+    try:
+        info = directory.stat()
+    except OSError as exc:
+        raise DataError(f"{directory}: cannot read folder ({exc.strerror or exc})") from exc
+    return info.st_dev, info.st_ino
+
+
+def _list_folder(directory: Path) -> list[os.DirEntry]:
+    """The entries of one folder; DataError naming it when it cannot be listed."""
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except OSError as exc:
+        raise DataError(
+            f"{directory}: cannot list folder ({exc.strerror or exc}); fix its permissions or move it out of "
+            "the data folder, so that no images are skipped silently"
+        ) from exc
 
 
 def _has_dicom_preamble(path: Path) -> bool:
@@ -526,8 +685,8 @@ def _has_dicom_preamble(path: Path) -> bool:
     try:
         with open(path, "rb") as handle:
             return handle.read(132)[128:] == b"DICM"
-    except OSError:
-        return False
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
 
 
 def _decode_pillow(path: Path, job: _Job) -> tuple[np.ndarray, str]:
@@ -536,6 +695,7 @@ def _decode_pillow(path: Path, job: _Job) -> tuple[np.ndarray, str]:
 
     try:
         with Image.open(path) as image:
+            _check_pixel_count(path, image.height, image.width, job)
             fmt = image.format or path.suffix.lstrip(".").upper()
             frames = getattr(image, "n_frames", 1)
             if frames > 1:
@@ -543,6 +703,8 @@ def _decode_pillow(path: Path, job: _Job) -> tuple[np.ndarray, str]:
                 job.events["multi-page file: middle page used"] += 1
             image.load()
             pixels, rule = _pillow_pixels(image, job)
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
     if rule == "8bit":
@@ -550,7 +712,7 @@ def _decode_pillow(path: Path, job: _Job) -> tuple[np.ndarray, str]:
     _check_finite(pixels, str(path))
     label = "float images" if rule == "float" else "16-bit images"
     job.events[f"{label} min-max normalised per image"] += 1
-    return _minmax(pixels, job), fmt
+    return _minmax(pixels), fmt
 
 
 def _pillow_pixels(image, job: _Job) -> tuple[np.ndarray, str]:
@@ -584,6 +746,7 @@ def _decode_dicom(path: Path, job: _Job) -> tuple[np.ndarray, str]:
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).strip()
     if photometric == "PALETTE COLOR":
         raise DataError(f"{path}: PALETTE COLOR DICOM is not supported; convert it to RGB first")
+    _check_pixel_count(path, int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0), job)
     try:
         pixels = dataset.pixel_array
     except Exception as exc:
@@ -612,13 +775,13 @@ def _dicom_unit(pixels: np.ndarray, dataset, samples: int, job: _Job) -> np.ndar
     """DICOM pixels in [0, 1]: rescale, then the BitsStored range (see the module docstring)."""
     if pixels.dtype.kind == "f":
         job.events["float DICOM min-max normalised per image"] += 1
-        return _minmax(pixels, job)
+        return _minmax(pixels)
     bits = int(dataset.get("BitsStored", 0) or pixels.dtype.itemsize * 8)
     signed = int(dataset.get("PixelRepresentation", 0) or 0) == 1
     low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     if pixels.min() < low or pixels.max() > high:
         job.events[f"DICOM values outside the {bits}-bit BitsStored range, min-max normalised per image"] += 1
-        return _minmax(pixels, job)
+        return _minmax(pixels)
     slope, intercept = 1.0, 0.0
     if samples == 1:
         slope = float(dataset.get("RescaleSlope", 1) or 1)
@@ -637,6 +800,10 @@ def _shape_batch(batch: np.ndarray, job: _Job) -> np.ndarray:
     """(n, h, w, c) float32 in [0, 1] with c in {1, 3} -> (n, size, size, channels) in [0, 1]."""
     count, height, width, depth = batch.shape
     job.sizes[(height, width)] += count
+    flat = batch.reshape(count, -1)
+    constant = int(np.sum(flat.min(axis=1) == flat.max(axis=1))) if flat.size else 0
+    if constant:
+        job.events["constant images (every pixel has the same value)"] += constant
     if depth == 3 and job.channels == 1:
         same = np.all(batch[..., :1] == batch[..., 1:], axis=(1, 2, 3))
         if same.any():
@@ -660,12 +827,11 @@ def _shape_batch(batch: np.ndarray, job: _Job) -> np.ndarray:
     return batch.astype(np.float32, copy=False)
 
 
-def _minmax(pixels: np.ndarray, job: _Job) -> np.ndarray:
+def _minmax(pixels: np.ndarray) -> np.ndarray:
     """One image stretched to [0, 1]; a constant image maps to 0."""
     values = pixels.astype(np.float64)
     low, high = values.min(), values.max()
-    if high == low:
-        job.events["constant images (all pixels equal) mapped to -1"] += 1
+    if high == low:  # noted by _shape_batch
         return np.zeros_like(values)
     return (values - low) / (high - low)
 
@@ -733,6 +899,14 @@ def _md5(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- formatting
+
+
+def _cap_note(what: str, found: int, used: int, unit: str, order: str, cap: int | None, verb: str = "read") -> str:
+    """The note of an ``n_images`` cap: how many were found, which are used, how to change it."""
+    return (
+        f"{what}: found {found} {unit}, using the first {used} {order} (n_images={cap}); the other "
+        f"{found - used} are not {verb}. Set --n-images (Config.n_images) to {found} or more to use them all"
+    )
 
 
 def _count(n: int, singular: str, plural: str | None = None) -> str:

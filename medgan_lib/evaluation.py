@@ -143,7 +143,8 @@ def evaluate_run(
     config = run_config(run_dir)
     chosen = _epochs_to_evaluate(run_dir, config, epochs)
     spec = real or config.data
-    images = load_images(spec, config.image_size, config.channels, None if real else config.n_images, config.seed)
+    images = load_images(spec, config.image_size, config.channels, n_images=None if real else config.n_images,
+                         seed=config.seed)
     n = min(len(images.images), DEFAULT_MAX_N) if n is None else n
     if n < 4:
         raise EvaluationError(f"n must be >= 4 (k-NN precision/recall with k = 3), got {n}")

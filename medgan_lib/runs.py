@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from . import __version__
 from .config import Config
-from .data import ImageSet, load_images, make_dataset
+from .data import ImageSet, check_training_set, load_images, make_dataset
 from .discriminator import DiscriminatorInfo, build_discriminator
 from .figures import save_sample_grid
 from .gan import GAN, make_optimizers, precision_policy
@@ -294,7 +294,8 @@ def train(
     if deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    images = load_images(config.data, config.image_size, config.channels, config.n_images, config.seed)
+    images = load_images(config.data, config.image_size, config.channels, n_images=config.n_images, seed=config.seed)
+    check_training_set(images, config)
     log.info("data: %s", images.source)
     gan, d_info = build_gan(config, _recorded_d_mode(run_dir))
     provenance = _provenance(run_dir, config, images, d_info)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sys
 import types
 import urllib.error
@@ -296,7 +297,7 @@ def test_gray_replicated_to_three_channels(tmp_path):
 # ----------------------------------------------------------------------------- folder behaviour
 
 
-def test_folder_recursive_sorted_with_skips_and_max_images(tmp_path):
+def test_folder_recursive_sorted_with_skips_and_n_images(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / ".hidden").mkdir()
     for name, value in (("b.png", 20), ("a.png", 10), ("sub/c.png", 30), (".hidden/d.png", 40), (".e.png", 50)):
@@ -308,7 +309,7 @@ def test_folder_recursive_sorted_with_skips_and_max_images(tmp_path):
     assert result.metadata["files"] == ["a.png", "b.png", str(Path("sub", "c.png"))]
     assert "skipped 2 hidden files or folders" in result.notes
     assert any(note.startswith("skipped 2 non-image files") and ".txt: 1" in note for note in result.notes)
-    first_two = folder(tmp_path, max_images=2)
+    first_two = folder(tmp_path, n_images=2)
     np.testing.assert_array_equal(first_two.images[:, 0, 0, 0], to_unit([10, 20]))
 
 
@@ -324,7 +325,218 @@ def test_folder_loads_2000_images_quickly(tmp_path):
     assert time.perf_counter() - start < 20
 
 
+def write_pngs(directory: Path, values: list[int], size: int = 16) -> None:
+    """One constant-free 8-bit PNG per value, named 000.png, 001.png, ... (value at [0, 0])."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for index, value in enumerate(values):
+        pixels = gray_ramp(size, size)
+        pixels[0, 0] = value
+        Image.fromarray(pixels).save(directory / f"{index:03d}.png")
+
+
+def test_folder_cap_is_noted_and_files_after_it_are_not_decoded(tmp_path, monkeypatch, caplog):
+    write_pngs(tmp_path, [10, 20, 30, 40, 50, 60])
+    (tmp_path / "999_broken.png").write_bytes(b"not a png")  # after the cap: never opened
+    decoded = []
+    real_decode = data._decode_pillow
+    monkeypatch.setattr(data, "_decode_pillow", lambda path, job: decoded.append(path.name) or real_decode(path, job))
+    with caplog.at_level(logging.WARNING, logger="medgan"):
+        result = folder(tmp_path, n_images=4)
+    assert decoded == ["000.png", "001.png", "002.png", "003.png"]
+    np.testing.assert_array_equal(result.images[:, 0, 0, 0], to_unit([10, 20, 30, 40]))
+    assert result.source == f"folder:{tmp_path} (4 of 7 files, n_images=4: 4 PNG)"
+    assert result.metadata["files_found"] == 7 and len(result.metadata["files"]) == 4
+    cap_note = next(note for note in result.notes if "n_images=4" in note)
+    assert "found 7 image files, using the first 4 in sorted path order" in cap_note
+    assert "the other 3 are not read" in cap_note and "--n-images" in cap_note
+    assert cap_note in caplog.text
+    with pytest.raises(DataError, match="999_broken.png"):
+        folder(tmp_path)
+
+
+def test_symlinked_subfolder_is_followed(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    write_pngs(root / "a", [10, 20])
+    write_pngs(outside, [30, 40])
+    (root / "b").symlink_to(outside, target_is_directory=True)
+    result = folder(root)
+    assert result.metadata["files"] == ["a/000.png", "a/001.png", "b/000.png", "b/001.png"]
+    np.testing.assert_array_equal(result.images[:, 0, 0, 0], to_unit([10, 20, 30, 40]))
+    assert not any("symbolic link" in note for note in result.notes)
+
+
+def test_symlink_loop_and_second_link_are_reported_not_followed(tmp_path):
+    root = tmp_path / "root"
+    write_pngs(root / "a", [10, 20])
+    (root / "a" / "loop").symlink_to(root, target_is_directory=True)  # points back to an ancestor
+    (root / "again").symlink_to(root / "a", target_is_directory=True)  # a second way to one folder
+    result = folder(root)
+    assert result.metadata["files"] == ["a/000.png", "a/001.png"]
+    links = next(note for note in result.notes if note.startswith("symbolic links to folders not followed again"))
+    assert f"a/loop -> {root} (a loop" in links
+    assert "again ->" in links and "already scanned" in links
+
+
+def test_broken_symlink_is_an_error(tmp_path):
+    write_pngs(tmp_path, [10])
+    (tmp_path / "gone.png").symlink_to(tmp_path / "missing.png")
+    with pytest.raises(DataError, match=r"gone\.png: broken symbolic link"):
+        folder(tmp_path)
+
+
+def test_unlistable_subfolder_is_an_error_naming_it(tmp_path, monkeypatch):
+    # Tests may run as root, where chmod 000 does not stop reads: make os.scandir fail the way it
+    # does for an unreadable folder. The real permission case runs below when not root.
+    write_pngs(tmp_path / "ok", [10])
+    write_pngs(tmp_path / "locked", [20])
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(data.os, "scandir", scandir)
+    with pytest.raises(DataError, match=r"locked: cannot list folder \(Permission denied\)"):
+        folder(tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root reads folders whatever their permissions; the monkeypatched test covers it")
+def test_unreadable_subfolder_really_is_an_error(tmp_path):
+    write_pngs(tmp_path / "locked", [20])
+    (tmp_path / "locked").chmod(0)
+    try:
+        with pytest.raises(DataError, match="locked: cannot list folder"):
+            folder(tmp_path)
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+
+
+def test_constant_images_noted_for_8bit_and_float(tmp_path):
+    Image.fromarray(np.full((16, 16), 128, np.uint8)).save(tmp_path / "flat.png")
+    Image.fromarray(np.full((16, 16), 2.5, np.float32)).save(tmp_path / "flat.tif")
+    Image.fromarray(gray_ramp()).save(tmp_path / "ramp.png")
+    result = folder(tmp_path)
+    assert "constant images (every pixel has the same value): 2 images" in result.notes
+    path = tmp_path / "set.npz"
+    images = np.stack([gray_ramp(), np.zeros((16, 16), np.uint8)])
+    np.savez(path, images=images)
+    assert "constant images (every pixel has the same value): 1 image" in load_images(f"npz:{path}", 16).notes
+
+
+def test_pixel_limit_checked_from_the_header(tmp_path, monkeypatch):
+    assert data.DEFAULT_MAX_PIXELS < Image.MAX_IMAGE_PIXELS
+    Image.new("1", (3000, 2000)).save(tmp_path / "big.png")
+    loads = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: loads.append(self) or None)
+    with pytest.raises(DataError, match=r"big\.png: 3000x2000 = 6,000,000 pixels, above the limit of 1,000,000"):
+        load_images(f"folder:{tmp_path}?max_pixels=1000000", 16)
+    assert loads == []  # refused before any pixel was decoded
+    monkeypatch.undo()
+    assert load_images(f"folder:{tmp_path}?max_pixels=6000000", 16).images.shape == (1, 16, 16, 1)
+
+
+def test_pixel_limit_for_dicom_and_npz(tmp_path):
+    write_dicom(tmp_path / "a.dcm", np.zeros((40, 50), np.uint16))
+    with pytest.raises(DataError, match=r"a\.dcm: 50x40 = 2,000 pixels, above the limit of 1,999"):
+        load_images(f"folder:{tmp_path}?max_pixels=1999", 16)
+    path = tmp_path / "set.npz"
+    np.savez(path, images=np.zeros((2, 40, 50), np.uint8))
+    with pytest.raises(DataError, match=r"set\.npz \[images\]: 50x40 = 2,000 pixels, above the limit"):
+        load_images(f"npz:{path}?max_pixels=1999", 16)
+    assert load_images(f"npz:{path}?max_pixels=2000", 16).images.shape == (2, 16, 16, 1)
+
+
+def test_bad_spec_options(tmp_path):
+    write_pngs(tmp_path, [10])
+    with pytest.raises(DataError, match=r"unknown option 'colour=1'; valid options: max_pixels=\.\.\."):
+        load_images(f"folder:{tmp_path}?colour=1", 16)
+    with pytest.raises(DataError, match="max_pixels=lots: must be a positive integer"):
+        load_images(f"folder:{tmp_path}?max_pixels=lots", 16)
+    odd = tmp_path / "what?" / "x"
+    write_pngs(odd, [10])
+    assert load_images(f"folder:{odd.parent}", 16).images.shape == (1, 16, 16, 1)  # an existing '?' path
+
+
+def test_check_training_set_names_the_spec(tmp_path):
+    from medgan_lib.config import preset
+
+    write_pngs(tmp_path, [10, 20, 30])
+    config = preset("smoke").replace(data=f"folder:{tmp_path}")
+    images = load_images(config.data, config.image_size)
+    with pytest.raises(DataError, match=rf"folder:{tmp_path}: 3 training images, fewer than the batch size 16"):
+        data.check_training_set(images, config)
+    data.check_training_set(images, config.replace(batch_size=3))
+    with pytest.raises(DataError, match=r"images of shape \(32, 32, 1\), the configuration needs \(64, 64, 1\)"):
+        data.check_training_set(images, config.replace(batch_size=3, levels=config.levels + 1))
+
+
+def test_train_with_too_few_images_writes_nothing(tmp_path):
+    from medgan_lib.config import preset
+    from medgan_lib.runs import train
+
+    write_pngs(tmp_path / "images", [10, 20, 30])
+    config = preset("smoke").replace(data=f"folder:{tmp_path / 'images'}")
+    run_dir = tmp_path / "run"
+    with pytest.raises(DataError, match="fewer than the batch size"):
+        train(config, run_dir, progress=False)
+    assert not run_dir.exists() or list(run_dir.iterdir()) == []
+
+
 # ----------------------------------------------------------------------------- npz
+
+
+def write_npz_member(path: Path, name: str, shape: tuple, rows: np.ndarray, compress: bool = True) -> None:
+    """An .npz holding one member whose header says ``shape`` but whose data is only ``rows``."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as archive:
+        with archive.open(f"{name}.npy", "w") as member:
+            header = {"descr": np.lib.format.dtype_to_descr(rows.dtype), "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_1_0(member, header)
+            member.write(np.ascontiguousarray(rows).tobytes())
+
+
+def test_npz_cap_reads_only_the_needed_rows(tmp_path):
+    # The header promises 100,000 images but the data stops after 10: a capped load that read the
+    # whole member would fail; one that stops at the cap does not.
+    path = tmp_path / "big.npz"
+    rows = np.broadcast_to(np.arange(10, dtype=np.uint8)[:, None, None] * 20, (10, 28, 28))
+    write_npz_member(path, "images", (100_000, 28, 28), rows)
+    capped = load_images(f"npz:{path}", 28, n_images=5)
+    np.testing.assert_array_equal(capped.images[:, 0, 0, 0], to_unit([0, 20, 40, 60, 80]))
+    assert capped.metadata["images_found"] == 100_000
+    assert "5 of 100000 images, n_images=5" in capped.source
+    assert any("found 100000 images, using the first 5 in array order" in note for note in capped.notes)
+    with pytest.raises(DataError, match=r"big\.npz: array 'images' is truncated"):
+        load_images(f"npz:{path}", 28)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_npz_archive_rows_at_any_indices(tmp_path, compress):
+    from medgan_lib.npz_archive import NpzArchive
+
+    array = np.arange(50 * 3 * 2, dtype=">u2").reshape(50, 3, 2)  # big-endian, as another machine may write it
+    path = tmp_path / "a.npz"
+    write_npz_member(path, "x", array.shape, array, compress)
+    with NpzArchive(path) as archive:
+        header = archive.header("x")
+        assert (header.shape, header.dtype, header.row_bytes) == ((50, 3, 2), np.dtype(">u2"), 12)
+        wanted = np.array([0, 1, 2, 7, 30, 31, 49])
+        np.testing.assert_array_equal(archive.rows("x", wanted), array[wanted])
+        assert archive.rows("x", np.array([], np.int64)).shape == (0, 3, 2)
+
+
+def test_npz_fortran_order_and_object_arrays(tmp_path):
+    path = tmp_path / "f.npz"
+    images = np.asfortranarray(np.stack([gray_ramp(), gray_ramp()[::-1]]))
+    np.savez(path, images=images)
+    np.testing.assert_array_equal(load_images(f"npz:{path}", 16, n_images=1).images[0, ..., 0], to_unit(gray_ramp()))
+    objects = tmp_path / "o.npz"
+    np.savez(objects, images=np.array([None, 1], dtype=object))
+    with pytest.raises(DataError, match=r"o\.npz: array 'images' holds Python objects .* never unpickled"):
+        load_images(f"npz:{objects}", 16)
 
 
 def test_npz_medmnist_layout_and_selections(tmp_path):
@@ -335,7 +547,7 @@ def test_npz_medmnist_layout_and_selections(tmp_path):
     np.testing.assert_array_equal(train.images[:, 0, 0, 0], to_unit(np.arange(6)))
     assert load_images(f"npz:{path}#val", 28).images[0, 0, 0, 0] == to_unit(10)
     assert len(load_images(f"npz:{path}#test", 28).images) == 2
-    everything = load_images(f"npz:{path}#all", 28, max_images=8)
+    everything = load_images(f"npz:{path}#all", 28, n_images=8)
     np.testing.assert_array_equal(everything.images[:, 0, 0, 0], to_unit([0, 1, 2, 3, 4, 5, 10, 11]))
     assert "train_images" in train.source
 
@@ -433,8 +645,8 @@ def test_zero_images_after_selection(tmp_path):
     with pytest.raises(DataError, match="zero images after selection"):
         load_images(f"npz:{path}#val", 28)
     Image.fromarray(gray_ramp()).save(tmp_path / "a.png")
-    with pytest.raises(DataError, match="zero images after selection with max_images=0"):
-        folder(tmp_path, max_images=0)
+    with pytest.raises(DataError, match="zero images after selection with n_images=0"):
+        folder(tmp_path, n_images=0)
 
 
 def test_unknown_spec_lists_valid_specs():
@@ -538,8 +750,9 @@ def test_phantom_spec_calls_make_phantom(monkeypatch):
     assert calls[-1] == (2000, 16, 3)
     assert_valid(default, 2000, 16)
     assert default.source == "phantom (procedural X-ray aortography, NOT patient data): 2000 images, seed 3"
-    limited = load_images("phantom:10", 16, max_images=4)
-    assert calls[-1] == (10, 16, 0)
+    limited = load_images("phantom:10", 16, n_images=4)
+    assert calls[-1] == (4, 16, 0)  # frame i does not depend on the count: only the kept frames are rendered
+    assert any("found 10 frames, using the first 4" in note and "--n-images" in note for note in limited.notes)
     assert len(limited.images) == 4 and limited.metadata["params"] == [{"index": i} for i in range(4)]
     assert limited.metadata["landmarks"]["apex"] == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0]]
     assert limited.images.min() == -1.0
