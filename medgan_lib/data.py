@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import tensorflow as tf
 
+from .holdout import Split, holdout_mask, keys_digest
 from .npz_archive import ArchiveError, ArrayHeader, NpzArchive
 
 if TYPE_CHECKING:
@@ -188,6 +189,7 @@ class ImageSet:
     fingerprint: str  # dataset_fingerprint(images)
     notes: tuple[str, ...]  # things the user must know (conversions, resizing, skipped files)
     metadata: dict  # loader-specific
+    split: dict | None = None  # the train / held-out split this set is a part of (see load_images)
 
 
 @dataclass
@@ -199,6 +201,8 @@ class _Job:
     n_images: int | None
     seed: int
     max_pixels: int = DEFAULT_MAX_PIXELS
+    split: Split | None = None
+    split_record: dict | None = None  # filled by the loader that applies the split
     events: Counter = field(default_factory=Counter)  # note text -> number of images
     sizes: Counter = field(default_factory=Counter)  # original (h, w) -> count
     cropped: Counter = field(default_factory=Counter)
@@ -232,12 +236,27 @@ class _Job:
 
 
 def load_images(
-    spec: str, image_size: int, channels: int = 1, n_images: int | None = None, seed: int = 0
+    spec: str,
+    image_size: int,
+    channels: int = 1,
+    n_images: int | None = None,
+    seed: int = 0,
+    *,
+    holdout: float = 0.0,
+    part: str = "train",
+    split_seed: int = 0,
 ) -> ImageSet:
     """Load a dataset named by ``spec`` as float32 (N, image_size, image_size, channels) in [-1, 1].
 
     ``n_images`` keeps the first images in a deterministic order (sorted paths, array index) and
     is applied while reading; ``seed`` only affects the phantom. Raises DataError on bad input.
+
+    ``holdout`` > 0 splits the data (see :mod:`medgan_lib.holdout`) and returns ``part``, "train"
+    or "holdout": for folders a fraction of the files (all frames of a file stay together), for
+    npz/MedMNIST a fraction of the selected rows, ranked with ``split_seed``; ``n_images`` then
+    caps the returned part. The phantom's training part is the unsplit phantom (frames 0 to N-1
+    of ``seed``) and its held-out part as many of the frames after them (N to 2N-1; pass the run's
+    ``n_images``). The split is recorded in :attr:`ImageSet.split` and in the notes.
     """
     if image_size < 1:
         raise DataError(f"image_size must be a positive integer, got {image_size}")
@@ -250,7 +269,16 @@ def load_images(
     if loader is None:
         hint = f" (did you mean folder:{spec}?)" if Path(spec).expanduser().is_dir() else ""
         raise DataError(f"unknown dataset spec {spec!r}{hint}; valid specs: {', '.join(VALID_SPECS)}")
-    job = _Job(image_size, channels, n_images, seed)
+    if holdout:
+        try:
+            split = Split(float(holdout), split_seed, part)
+        except ValueError as exc:
+            raise DataError(f"{spec}: {exc}") from exc
+    elif part != "train":
+        raise DataError(f"{spec}: part={part!r} needs a held-out split (holdout > 0)")
+    else:
+        split = None
+    job = _Job(image_size, channels, n_images, seed, split=split)
     unit, source, metadata = loader(arg.strip(), job)
     if len(unit) == 0:
         limit = f" with n_images={n_images}" if n_images is not None else ""
@@ -259,7 +287,7 @@ def load_images(
     notes = job.notes()
     for note in notes:
         LOG.warning("%s: %s", spec, note)
-    return ImageSet(images, source, spec, dataset_fingerprint(images), notes, metadata)
+    return ImageSet(images, source, spec, dataset_fingerprint(images), notes, metadata, job.split_record)
 
 
 def check_training_set(images: ImageSet, config: Config) -> None:
@@ -320,6 +348,7 @@ def _load_phantom(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:
     else:
         count = DEFAULT_PHANTOM_COUNT if job.n_images is None else job.n_images
     keep = count if job.n_images is None else min(count, job.n_images)
+    first = 0 if job.split is None else _phantom_part_start(count, keep, job)
     if keep < count:
         note = _cap_note(f"phantom:{count}", count, keep, "frames", "in frame order", job.n_images, "rendered")
         job.extra.append(note)
@@ -327,7 +356,7 @@ def _load_phantom(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:
         return np.zeros((0, job.image_size, job.image_size, job.channels), np.float32), "phantom", {}
     from medgan_lib.phantom import make_phantom
 
-    phantom = make_phantom(keep, job.image_size, job.seed)  # frame i does not depend on the count
+    phantom = make_phantom(keep, job.image_size, job.seed, first=first)  # frame i does not depend on the count
     pixels = np.asarray(phantom.images, np.float32)
     _check_finite(pixels, "phantom images")
     unit = _shape_batch(np.clip(pixels, 0.0, 1.0)[..., None], job)
@@ -335,8 +364,30 @@ def _load_phantom(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:
         "params": list(phantom.params[:keep]),
         "landmarks": {name: np.asarray(points)[:keep].tolist() for name, points in phantom.landmarks.items()},
     }
-    source = f"phantom (procedural X-ray aortography, NOT patient data): {keep} images, seed {job.seed}"
+    frames = f", frames {first}-{first + keep - 1}" if first else ""
+    source = f"phantom (procedural X-ray aortography, NOT patient data): {keep} images, seed {job.seed}{frames}"
     return unit, source, metadata
+
+
+def _phantom_part_start(count: int, keep: int, job: _Job) -> int:
+    """The first frame of the requested split part; records the split (the phantom is unlimited).
+
+    The training part is frames 0 to keep-1, as without a split; the held-out part is ``keep``
+    frames from frame ``count`` on, which no training set of ``count`` frames contains. (Another
+    seed would not guarantee that: numpy's SeedSequence ignores trailing zero words, so
+    default_rng([seed + 2**32, 0]) equals default_rng([seed, 1]).)
+    """
+    split = job.split
+    job.split_record = {
+        "fraction": split.fraction, "part": split.part, "unit": "phantom frame", "seed": job.seed,
+        "train_frames": [0, keep - 1], "holdout_frames": [count, count + keep - 1],
+    }
+    job.extra.append(
+        f"held-out split: the phantom's held-out images are frames {count}-{count + keep - 1} of seed {job.seed}, "
+        f"after the training frames 0-{keep - 1}, so none is a training frame; the training set is not reduced. "
+        f"This is the {split.part} part"
+    )
+    return count if split.part == "holdout" else 0
 
 
 def _load_npz(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:
@@ -411,11 +462,14 @@ def _load_folder(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:
         detail = f" ({'; '.join(scan.notes)})" if scan.notes else ""
         raise DataError(f"{root}: no images found (PNG, JPEG, TIFF, BMP or DICOM, searched recursively){detail}")
     job.extra.extend(scan.notes)
-    found = len(scan.files)
-    files = scan.files if job.n_images is None else scan.files[: job.n_images]
+    where = f"folder:{root}"
+    chosen = _split_part([entry.relative for entry in scan.files], job, where, "file")
+    part = [scan.files[index] for index in chosen]
+    where += f" ({job.split.part} part)" if job.split else ""
+    found = len(part)
+    files = part if job.n_images is None else part[: job.n_images]
     if len(files) < found:
-        job.extra.append(_cap_note(f"folder:{root}", found, len(files), "image files", "in sorted path order",
-                                   job.n_images))
+        job.extra.append(_cap_note(where, found, len(files), "image files", "in sorted path order", job.n_images))
     unit = np.empty((len(files), job.image_size, job.image_size, job.channels), np.float32)
     formats: Counter = Counter()
     multiframe = []
@@ -434,8 +488,34 @@ def _load_folder(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:
         job.extra.append(f"multi-frame DICOM: used the middle frame of {_count(len(multiframe), 'file')}: {shown}")
     kinds = ", ".join(f"{n} {fmt}" for fmt, n in formats.most_common())
     used = f"{len(files)} files" if len(files) == found else f"{len(files)} of {found} files, n_images={job.n_images}"
-    metadata = {"root": str(root), "files_found": found, "files": [entry.relative for entry in files]}
+    if job.split:
+        used += f" of the {job.split.part} part, holdout={job.split.fraction}"
+    metadata = {"root": str(root), "files_found": len(scan.files), "files": [entry.relative for entry in files]}
     return unit, f"folder:{root} ({used}: {kinds})", metadata
+
+
+def _split_part(keys: list[str], job: _Job, where: str, unit: str) -> np.ndarray:
+    """Ascending indices of the items of the requested split part (all items without a split)."""
+    split = job.split
+    if split is None:
+        return np.arange(len(keys))
+    try:
+        mask = holdout_mask(keys, split.fraction, split.seed)
+    except ValueError as exc:
+        raise DataError(f"{where}: {exc}") from exc
+    chosen = np.flatnonzero(mask if split.part == "holdout" else ~mask)
+    held = int(mask.sum())
+    job.split_record = {
+        "fraction": split.fraction, "seed": split.seed, "part": split.part, "unit": unit,
+        "found": len(keys), "train": len(keys) - held, "holdout": held,
+        "part_sha256": keys_digest([keys[index] for index in chosen]),
+    }
+    job.extra.append(
+        f"held-out split: {held} of {len(keys)} {unit}s held out (holdout={split.fraction}, split seed "
+        f"{split.seed}, ranked by sha256 of seed and {unit} name); this is the {split.part} part: "
+        f"{len(chosen)} {unit}s"
+    )
+    return chosen
 
 
 def _spec_options(arg: str, kind: str, allowed: tuple[str, ...]) -> tuple[str, dict[str, str]]:
@@ -499,12 +579,18 @@ def _npz_images(path: Path, selection: str | None, job: _Job) -> tuple[np.ndarra
             if len({header.shape[1:] for header in headers}) > 1:
                 shapes = ", ".join(f"{header.name} {header.shape}" for header in headers)
                 raise DataError(f"{path}: arrays have different image shapes and cannot be combined: {shapes}")
-            found = sum(header.shape[0] for header in headers)
+            total = sum(header.shape[0] for header in headers)
+            chosen = np.arange(total)
+            if job.split:
+                keys = [f"{header.name}[{row}]" for header in headers for row in range(header.shape[0])]
+                chosen = _split_part(keys, job, f"{path} [{'+'.join(names)}]", "array row")
+            found = len(chosen)
             keep = found if job.n_images is None else min(found, job.n_images)
             parts = []
             offset = 0
             for header in headers:
-                rows = np.arange(offset, min(offset + header.shape[0], keep)) - offset
+                rows = chosen[:keep]
+                rows = rows[(rows >= offset) & (rows < offset + header.shape[0])] - offset
                 parts.append(archive.rows(header.name, rows))
                 offset += header.shape[0]
     except ArchiveError as exc:
@@ -512,15 +598,17 @@ def _npz_images(path: Path, selection: str | None, job: _Job) -> tuple[np.ndarra
     except OSError as exc:
         raise DataError(f"{path}: cannot read as an .npz archive ({type(exc).__name__}: {exc})") from exc
     raw = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    where = f"{path} [{'+'.join(names)}]"
+    where = f"{path} [{'+'.join(names)}]" + (f" ({job.split.part} part)" if job.split else "")
     _check_finite(raw, where)
     if keep < found:
         job.extra.append(_cap_note(where, found, keep, "images", "in array order", job.n_images))
     unit = _array_to_unit(raw, where, job)
     count = f"{len(raw)} images" if keep == found else f"{keep} of {found} images, n_images={job.n_images}"
+    if job.split:
+        count += f" of the {job.split.part} part, holdout={job.split.fraction}"
     description = f"{'+'.join(names)}: {count} {raw.shape[1]}x{raw.shape[2]} {raw.dtype}"
     metadata = {"path": str(path), "arrays": names, "dtype": str(raw.dtype), "raw_shape": list(raw.shape),
-                "images_found": found}
+                "images_found": total}
     return unit, description, metadata
 
 

@@ -484,6 +484,108 @@ def test_train_with_too_few_images_writes_nothing(tmp_path):
     assert not run_dir.exists() or list(run_dir.iterdir()) == []
 
 
+# ----------------------------------------------------------------------------- held-out split
+
+
+def split_folder(root: Path, n: int = 20) -> list[str]:
+    """``n`` PNGs whose [0, 0] pixel is 10 + their index; returns their names."""
+    write_pngs(root, [10 + index for index in range(n)])
+    return [f"{index:03d}.png" for index in range(n)]
+
+
+def test_folder_holdout_disjoint_complete_and_sized(tmp_path):
+    names = split_folder(tmp_path)
+    train = folder(tmp_path, holdout=0.25)
+    held = folder(tmp_path, holdout=0.25, part="holdout")
+    assert len(train.metadata["files"]) == 15 and len(held.metadata["files"]) == 5
+    assert set(train.metadata["files"]).isdisjoint(held.metadata["files"])
+    assert sorted(train.metadata["files"] + held.metadata["files"]) == names
+    assert train.metadata["files"] == sorted(train.metadata["files"])  # each part in sorted path order
+    values = set(np.rint((train.images[:, 0, 0, 0] + 1) / 2 * 255).astype(int)) | set(
+        np.rint((held.images[:, 0, 0, 0] + 1) / 2 * 255).astype(int))
+    assert values == set(range(10, 30))
+    assert train.split == {**train.split, "fraction": 0.25, "seed": 0, "part": "train", "unit": "file",
+                           "found": 20, "train": 15, "holdout": 5}
+    assert held.split["part"] == "holdout" and held.split["part_sha256"] != train.split["part_sha256"]
+    assert any(note.startswith("held-out split: 5 of 20 files held out") for note in train.notes)
+    assert "of the train part, holdout=0.25" in train.source
+
+
+def test_folder_holdout_stable_and_a_function_of_names_and_seed(tmp_path):
+    names = split_folder(tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    for name in reversed(names):  # the same names written in another order, with other pixels
+        Image.fromarray(np.full((16, 16), 7, np.uint8)).save(tmp_path / "b" / name)
+    first = folder(tmp_path / "a", holdout=0.3, part="holdout").metadata["files"]
+    assert folder(tmp_path / "a", holdout=0.3, part="holdout").metadata["files"] == first
+    assert folder(tmp_path / "b", holdout=0.3, part="holdout").metadata["files"] == first
+    other_seed = folder(tmp_path / "a", holdout=0.3, part="holdout", split_seed=1).metadata["files"]
+    assert other_seed != first and len(other_seed) == len(first) == 6
+    assert folder(tmp_path / "a", holdout=0.3, part="holdout", seed=5).metadata["files"] == first  # not the run seed
+
+
+def test_holdout_with_n_images_caps_the_returned_part(tmp_path):
+    split_folder(tmp_path)
+    train = folder(tmp_path, holdout=0.25)
+    capped = folder(tmp_path, holdout=0.25, n_images=4)
+    assert capped.metadata["files"] == train.metadata["files"][:4]
+    assert folder(tmp_path, holdout=0.25, part="holdout", n_images=4).metadata["files"] == folder(
+        tmp_path, holdout=0.25, part="holdout").metadata["files"][:4]
+    cap_note = next(note for note in capped.notes if "n_images=4" in note)
+    assert "(train part): found 15 image files, using the first 4" in cap_note
+
+
+def test_npz_holdout_rows(tmp_path):
+    path = tmp_path / "set.npz"
+    images = np.stack([gray_ramp() for _ in range(40)])
+    images[:, 0, 0] = np.arange(40)
+    np.savez(path, images=images)
+    train = load_images(f"npz:{path}", 16, holdout=0.2)
+    held = load_images(f"npz:{path}", 16, holdout=0.2, part="holdout")
+    rows = lambda result: np.rint((result.images[:, 0, 0, 0] + 1) / 2 * 255).astype(int).tolist()
+    assert len(rows(train)) == 32 and len(rows(held)) == 8
+    assert sorted(rows(train) + rows(held)) == list(range(40)) and rows(train) == sorted(rows(train))
+    assert train.split["unit"] == "array row" and train.split["holdout"] == 8
+    assert rows(load_images(f"npz:{path}", 16, n_images=5, holdout=0.2)) == rows(train)[:5]
+    assert rows(load_images(f"npz:{path}", 16, holdout=0.2, part="holdout")) == rows(held)
+
+
+def test_phantom_holdout_is_frames_after_the_training_ones():
+    plain = load_images("phantom:6", 16, seed=3)
+    train = load_images("phantom:6", 16, seed=3, holdout=0.2)
+    held = load_images("phantom:6", 16, seed=3, holdout=0.2, part="holdout")
+    assert train.fingerprint == plain.fingerprint  # the training set is not reduced
+    assert held.images.shape == plain.images.shape
+    assert held.split == {**train.split, "part": "holdout"}
+    assert held.split["holdout_frames"] == [6, 11] and "seed 3, frames 6-11" in held.source
+    np.testing.assert_array_equal(held.images, load_images("phantom:12", 16, seed=3).images[6:])
+    distance = np.abs(held.images[:, None] - plain.images[None]).reshape(6, 6, -1).max(axis=-1)
+    assert distance.min() > 0.1  # no held-out frame equals a training frame
+
+
+def test_holdout_mask_adding_a_file_moves_at_most_one_other():
+    from medgan_lib.holdout import holdout_mask
+
+    keys = [f"case_{index:03d}.png" for index in range(100)]
+    before = dict(zip(keys, holdout_mask(keys, 0.2, seed=0)))
+    after = dict(zip(keys + ["new.png"], holdout_mask(keys + ["new.png"], 0.2, seed=0)))
+    assert sum(before.values()) == 20 and sum(after.values()) == 20
+    assert sum(before[key] != after[key] for key in keys) <= 1
+
+
+def test_holdout_errors(tmp_path):
+    split_folder(tmp_path, n=2)
+    with pytest.raises(DataError, match="holdout must be a fraction between 0 and 1"):
+        folder(tmp_path, holdout=1.0)
+    with pytest.raises(DataError, match="part='holdout' needs a held-out split"):
+        folder(tmp_path, part="holdout")
+    with pytest.raises(DataError, match="part must be one of"):
+        folder(tmp_path, holdout=0.5, part="test")
+    with pytest.raises(DataError, match=rf"folder:{tmp_path}: holdout 0.9 of 2 items holds out 2, leaving none"):
+        folder(tmp_path, holdout=0.9)
+    assert len(folder(tmp_path, holdout=0.01).metadata["files"]) == 1  # at least one item is held out
+
+
 # ----------------------------------------------------------------------------- npz
 
 
@@ -741,8 +843,8 @@ class FakePhantomSet:
 def test_phantom_spec_calls_make_phantom(monkeypatch):
     calls = []
 
-    def make_phantom(n: int, size: int = 64, seed: int = 0) -> FakePhantomSet:
-        calls.append((n, size, seed))
+    def make_phantom(n: int, size: int = 64, seed: int = 0, first: int = 0) -> FakePhantomSet:
+        calls.append((n, size, seed) + ((first,) if first else ()))
         return FakePhantomSet(n, size)
 
     monkeypatch.setitem(sys.modules, "medgan_lib.phantom", types.SimpleNamespace(make_phantom=make_phantom))
