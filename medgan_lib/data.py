@@ -4,12 +4,16 @@ Specs accepted by :func:`load_images`:
 
 * ``phantom`` or ``phantom:N`` -- the procedural X-ray aortography phantom of
   :mod:`medgan_lib.phantom` (NOT patient data); 2000 images unless N or ``n_images`` is given.
-* ``npz:PATH[#train|#val|#test|#all]`` -- a MedMNIST-layout archive (``train_images``,
+* ``npz:PATH[?max_pixels=N][#train|#val|#test|#all]`` -- a MedMNIST-layout archive (``train_images``,
   ``val_images``, ``test_images``; ``train`` by default) or one with a plain ``images`` array.
-* ``folder:PATH[?max_pixels=N]`` -- PNG, JPEG, TIFF, BMP and DICOM files found recursively, in
-  sorted path order. Symbolic links to folders are followed; a link back to a folder already
-  scanned (a loop, or a second link to one folder) is not followed again and is noted. A folder
-  that cannot be listed, a broken link or an unreadable file is an error.
+* ``folder:PATH[?options]`` -- PNG, JPEG, TIFF, BMP and DICOM files found recursively, in
+  sorted path order. A multi-frame DICOM file gives every frame (``frames=all``, the default),
+  one frame in K (``frames=every:K``) or its middle frame (``frames=middle``); the frames of one
+  file stay together in a held-out split. ``voi=on`` applies a DICOM file's modality LUT and its
+  first window (centre/width) or VOI LUT. Options are joined with ``&``, e.g.
+  ``folder:/data/cine?frames=every:4&voi=on``. Symbolic links to folders are followed; a link
+  back to a folder already scanned (a loop, or a second link to one folder) is not followed again
+  and is noted. A folder that cannot be listed, a broken link or an unreadable file is an error.
 * ``medmnist:NAME[@SIZE][#split]`` -- an official MedMNIST v3 2D file (Zenodo record 10519652),
   md5-verified and cached in ``$MEDGAN_DATA_DIR`` (the files sit directly in that folder) or
   ``~/.cache/medgan/medmnist/``. Without ``@SIZE`` the smallest official size >= ``image_size``
@@ -26,8 +30,11 @@ Intensity normalisation (each image goes to [0, 1], then linearly to [-1, 1]):
   through the same rescale), so 12-bit data uses 0..4095 rather than 0..65535; MONOCHROME1 is
   inverted so that higher is brighter. Because the rescale is linear, the result equals
   normalising the stored values by the BitsStored range, except that a negative slope flips
-  intensities. Values outside that range fall back to min-max per image (noted). Window
-  center/width is not applied. Colour DICOM is normalised by BitsStored without rescale.
+  intensities. Values outside that range fall back to min-max per image (noted). Colour DICOM is
+  normalised by BitsStored without rescale. With ``voi=on``: pydicom's ``apply_modality_lut``
+  then ``apply_voi_lut`` (the first window, or the VOI LUT, which pydicom prefers), scaled by
+  the window's or LUT's output range, so the window's edges map to -1 and 1 and values outside
+  it are clipped; files without a window or VOI LUT keep the rule above (noted).
 * Float files: min-max per image.
 * npz arrays other than uint8 (uint16, other integers, float): one min-max over the whole selected
   array, keeping intensities comparable across images (an array already spanning [0, 1] is
@@ -85,12 +92,12 @@ VALID_SPECS = (
     "phantom",
     "phantom:N",
     "npz:PATH[?max_pixels=N][#train|#val|#test|#all]",
-    "folder:PATH[?max_pixels=N]",
+    "folder:PATH[?frames=all|every:K|middle&voi=on|off&max_pixels=N]",
     "medmnist:NAME[@28|@64|@128|@224][#train|#val|#test|#all]",
 )
 
 FILE_OPTIONS = ("max_pixels",)  # the ?key=value options of npz: specs
-FOLDER_OPTIONS = FILE_OPTIONS  # the ?key=value options of folder: specs
+FOLDER_OPTIONS = FILE_OPTIONS + ("frames", "voi")  # the ?key=value options of folder: specs
 
 MEDMNIST_SIZES = (28, 64, 128, 224)
 MEDMNIST_URL = "https://zenodo.org/records/10519652/files/{filename}?download=1"
@@ -201,6 +208,8 @@ class _Job:
     n_images: int | None
     seed: int
     max_pixels: int = DEFAULT_MAX_PIXELS
+    frame_step: int = 1  # multi-frame DICOM: every k-th frame from the first; 0 = the middle frame only
+    voi: bool = False  # apply the DICOM modality LUT, then the file's window / VOI LUT
     split: Split | None = None
     split_record: dict | None = None  # filled by the loader that applies the split
     events: Counter = field(default_factory=Counter)  # note text -> number of images
@@ -467,31 +476,78 @@ def _load_folder(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:
     part = [scan.files[index] for index in chosen]
     where += f" ({job.split.part} part)" if job.split else ""
     found = len(part)
-    files = part if job.n_images is None else part[: job.n_images]
-    if len(files) < found:
-        job.extra.append(_cap_note(where, found, len(files), "image files", "in sorted path order", job.n_images))
-    unit = np.empty((len(files), job.image_size, job.image_size, job.channels), np.float32)
-    formats: Counter = Counter()
-    multiframe = []
-    for index, entry in enumerate(files):
-        if entry.reader == "dicom":
-            pixels, frame = _decode_dicom(entry.path, job)
-            fmt = "DICOM"
-            if frame:
-                multiframe.append(f"{entry.relative} ({frame})")
-        else:
-            pixels, fmt = _decode_pillow(entry.path, job)
-        unit[index] = _shape_batch(pixels[None], job)[0]
-        formats[fmt] += 1
-    if multiframe:
-        shown = ", ".join(multiframe[:5]) + (", ..." if len(multiframe) > 5 else "")
-        job.extra.append(f"multi-frame DICOM: used the middle frame of {_count(len(multiframe), 'file')}: {shown}")
+    batches, files, formats, frames = _decode_files(part, job)
+    empty = np.zeros((0, job.image_size, job.image_size, job.channels), np.float32)
+    unit = np.concatenate(batches) if batches else empty
+    if len(files) < found or any(len(used) < total for used, total in frames.values()):
+        job.extra.append(_folder_cap_note(where, found, files, frames, job.n_images))
+    if frames:
+        job.extra.append(_multiframe_note(frames, job.frame_step))
     kinds = ", ".join(f"{n} {fmt}" for fmt, n in formats.most_common())
     used = f"{len(files)} files" if len(files) == found else f"{len(files)} of {found} files, n_images={job.n_images}"
+    if len(unit) != len(files):
+        used = f"{len(unit)} images from {used}"
     if job.split:
         used += f" of the {job.split.part} part, holdout={job.split.fraction}"
-    metadata = {"root": str(root), "files_found": len(scan.files), "files": [entry.relative for entry in files]}
+    metadata = {"root": str(root), "files_found": len(scan.files), "files": files}
+    if frames:
+        metadata["frames"] = {name: used_frames for name, (used_frames, _) in frames.items()}
     return unit, f"folder:{root} ({used}: {kinds})", metadata
+
+
+def _decode_files(
+    entries: list[_Entry], job: _Job
+) -> tuple[list[np.ndarray], list[str], Counter, dict[str, tuple[list[int], int]]]:
+    """Decode files in order until ``n_images`` images: unit batches, files used, formats and frames.
+
+    ``frames`` maps each multi-frame file to (its used frame numbers, 1-based; its frame count).
+    Files after the cap are not opened.
+    """
+    batches, files = [], []
+    formats: Counter = Counter()
+    frames: dict[str, tuple[list[int], int]] = {}
+    remaining = job.n_images
+    for entry in entries:
+        if remaining is not None and remaining <= 0:
+            break
+        if entry.reader == "dicom":
+            pixels, chosen, total = _decode_dicom(entry.path, job, remaining)
+            fmt = "DICOM"
+            if total > 1:
+                frames[entry.relative] = ([index + 1 for index in chosen], total)
+        else:
+            pixels, fmt = _decode_pillow(entry.path, job)
+            pixels = pixels[None]
+        batches.append(_shape_batch(pixels, job))
+        files.append(entry.relative)
+        formats[fmt] += 1
+        remaining = None if remaining is None else remaining - len(pixels)
+    return batches, files, formats, frames
+
+
+def _folder_cap_note(where: str, found: int, files: list[str], frames: dict, cap: int | None) -> str:
+    """The ``n_images`` note of a folder: files found and used, a multi-frame file used in part."""
+    if not frames:
+        return _cap_note(where, found, len(files), "image files", "in sorted path order", cap)
+    last = frames.get(files[-1]) if files else None
+    partly = f", the last one for {len(last[0])} of its frames" if last else ""
+    return (
+        f"{where}: found {found} image files; n_images={cap} keeps the first {cap} images in sorted path and frame "
+        f"order: {len(files)} files used{partly}; the other {found - len(files)} files are not read. Set "
+        "--n-images (Config.n_images) higher to use more"
+    )
+
+
+def _multiframe_note(frames: dict[str, tuple[list[int], int]], step: int) -> str:
+    """What was taken from the multi-frame DICOM files (frame numbers are 1-based)."""
+    rule = {0: "the middle frame", 1: "every frame"}.get(step, f"one frame in {step} (frames 1, {1 + step}, ...)")
+    used = sum(len(chosen) for chosen, _ in frames.values())
+    listed = [f"{name} ({len(chosen)} of {total} frames)" for name, (chosen, total) in list(frames.items())[:5]]
+    more = ", ..." if len(frames) > 5 else ""
+    return (
+        f"multi-frame DICOM ({_frame_rule(step)}): {rule} of {_count(len(frames), 'file')}, {used} images: "
+        f"{', '.join(listed)}{more}; frames=all|every:K|middle on the folder: spec changes it"
+    )
 
 
 def _split_part(keys: list[str], job: _Job, where: str, unit: str) -> np.ndarray:
@@ -542,6 +598,30 @@ def _apply_options(options: dict[str, str], job: _Job) -> None:
         if not text.replace("_", "").isdigit() or int(text) < 1:
             raise DataError(f"max_pixels={text}: must be a positive integer number of pixels, e.g. max_pixels=60000000")
         job.max_pixels = int(text)
+    if "frames" in options:
+        job.frame_step = _frame_step(options["frames"])
+    if "voi" in options:
+        if options["voi"].lower() not in ("on", "off"):
+            raise DataError(f"voi={options['voi']}: use voi=on (apply the file's window / VOI LUT) or voi=off")
+        job.voi = options["voi"].lower() == "on"
+
+
+def _frame_step(text: str) -> int:
+    """``all`` -> 1, ``every:K`` -> K, ``middle`` -> 0; DataError naming the option otherwise."""
+    rule = text.strip().lower()
+    if rule == "all":
+        return 1
+    if rule == "middle":
+        return 0
+    kind, _, step = rule.partition(":")
+    if kind == "every" and step.isdigit() and int(step) >= 1:
+        return int(step)
+    raise DataError(f"frames={text}: use frames=all, frames=every:K (K >= 1, e.g. every:4) or frames=middle")
+
+
+def _frame_rule(step: int) -> str:
+    """The spec option text of a frame step, for notes."""
+    return {0: "frames=middle", 1: "frames=all"}.get(step, f"frames=every:{step}")
 
 
 def _check_pixel_count(path: Path | str, height: int, width: int, job: _Job) -> None:
@@ -821,9 +901,13 @@ def _pillow_pixels(image, job: _Job) -> tuple[np.ndarray, str]:
     return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))[..., :3], "8bit"
 
 
-def _decode_dicom(path: Path, job: _Job) -> tuple[np.ndarray, str]:
-    """(H, W, C) float32 in [0, 1] of a DICOM file, and "frame k of n" for multi-frame files."""
+def _decode_dicom(path: Path, job: _Job, limit: int | None = None) -> tuple[np.ndarray, list[int], int]:
+    """(n, H, W, C) float32 in [0, 1] of a DICOM file's chosen frames, their 0-based indices, its frame count.
+
+    Frames are chosen by ``job.frame_step`` (at most ``limit``) and decoded one at a time.
+    """
     import pydicom
+    from pydicom.pixels import iter_pixels
 
     try:
         dataset = pydicom.dcmread(path, force=True)
@@ -834,29 +918,77 @@ def _decode_dicom(path: Path, job: _Job) -> tuple[np.ndarray, str]:
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).strip()
     if photometric == "PALETTE COLOR":
         raise DataError(f"{path}: PALETTE COLOR DICOM is not supported; convert it to RGB first")
-    _check_pixel_count(path, int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0), job)
+    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    if samples not in (1, 3):
+        raise DataError(f"{path}: DICOM with {samples} samples per pixel is not supported (expected 1 or 3)")
+    rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
+    _check_pixel_count(path, rows, columns, job)
     try:
-        pixels = dataset.pixel_array
+        total = int(dataset.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: invalid NumberOfFrames {dataset.get('NumberOfFrames')!r}") from exc
+    chosen = [total // 2] if job.frame_step == 0 else list(range(0, total, job.frame_step))
+    chosen = chosen if limit is None else chosen[:limit]
+    voi = _voi_transform(dataset, samples, path, job) if job.voi else None
+    out = np.empty((len(chosen), rows, columns, samples), np.float32)
+    try:
+        frames = iter_pixels(dataset, indices=chosen)
+        for position, pixels in enumerate(frames):
+            if pixels.shape[:2] != (rows, columns) or pixels.ndim != (2 if samples == 1 else 3):
+                frame = chosen[position] + 1
+                raise DataError(f"{path}: unexpected DICOM pixel array shape {pixels.shape} for frame {frame}")
+            _check_finite(pixels, f"{path} frame {chosen[position] + 1}")
+            unit = voi(pixels) if voi else _dicom_unit(pixels, dataset, samples, job)
+            if photometric == "MONOCHROME1":
+                unit = 1.0 - unit
+                job.events["MONOCHROME1 DICOM inverted so that higher is brighter"] += 1
+            out[position] = unit.reshape(rows, columns, samples)
+    except DataError:
+        raise
     except Exception as exc:
         syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", "unknown")
         raise DataError(
             f"{path}: cannot decode DICOM pixel data (transfer syntax {syntax}; {type(exc).__name__}: {exc})"
         ) from exc
-    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
-    if samples not in (1, 3):
-        raise DataError(f"{path}: DICOM with {samples} samples per pixel is not supported (expected 1 or 3)")
-    frame = ""
-    if pixels.ndim == (3 if samples == 1 else 4):
-        frame = f"frame {pixels.shape[0] // 2 + 1} of {pixels.shape[0]}"
-        pixels = pixels[pixels.shape[0] // 2]
-    if pixels.ndim != (2 if samples == 1 else 3):
-        raise DataError(f"{path}: unexpected DICOM pixel array shape {pixels.shape}")
-    _check_finite(pixels, str(path))
-    unit = _dicom_unit(pixels, dataset, samples, job)
-    if photometric == "MONOCHROME1":
-        unit = 1.0 - unit
-        job.events["MONOCHROME1 DICOM inverted so that higher is brighter"] += 1
-    return unit.astype(np.float32).reshape(pixels.shape[0], pixels.shape[1], samples), frame
+    return out, chosen, total
+
+
+def _voi_transform(dataset, samples: int, path: Path, job: _Job) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Stored values -> [0, 1] through the modality LUT and the file's first window or VOI LUT.
+
+    None (the BitsStored rule applies, noted) when the file defines neither or is colour. The
+    output is scaled by the range the window or LUT maps to (a window's: found by sending values
+    far outside it through it; a LUT's: 0 .. 2**bits - 1 of its descriptor), so a window's lower
+    edge maps to 0 and its upper edge to 1.
+    """
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    has_window = "WindowCenter" in dataset and "WindowWidth" in dataset
+    if samples != 1 or not (has_window or dataset.get("VOILUTSequence")):
+        reason = "colour" if samples != 1 else "no window or VOI LUT in the file"
+        job.events[f"voi=on but {reason}: BitsStored rule used"] += 1
+        return None
+    kind = "VOI LUT" if dataset.get("VOILUTSequence") else "window"
+    windows = len(dataset.WindowCenter) if has_window and dataset["WindowCenter"].VM > 1 else 1
+    label = f"DICOM modality LUT and {kind} applied (voi=on)"
+    if kind == "window" and windows > 1:
+        label += f", the first of {windows} windows"
+
+    if kind == "VOI LUT":  # its output range is 0 .. 2**bits - 1 (LUTDescriptor); its input is integral
+        low, high = 0.0, float(2 ** int(dataset.VOILUTSequence[0].LUTDescriptor[2]) - 1)
+    else:  # the window's output range: send values far below and above it through it
+        low, high = sorted(float(v) for v in apply_voi_lut(np.array([-(2.0**40), 2.0**40]), dataset, index=0))
+    if high <= low:
+        raise DataError(f"{path}: the {kind} maps every value to {low:g}")
+
+    def transform(pixels: np.ndarray) -> np.ndarray:
+        values = apply_modality_lut(pixels, dataset)
+        if kind == "VOI LUT" and values.dtype.kind == "f":
+            values = np.rint(values).astype(np.int64)
+        job.events[label] += 1
+        return np.clip((apply_voi_lut(values, dataset, index=0).astype(np.float64) - low) / (high - low), 0.0, 1.0)
+
+    return transform
 
 
 def _dicom_unit(pixels: np.ndarray, dataset, samples: int, job: _Job) -> np.ndarray:

@@ -40,8 +40,9 @@ def write_dicom(
     slope: float | None = None,
     intercept: float | None = None,
     with_pixels: bool = True,
+    **elements,
 ) -> None:
-    """Write a 16-bit-allocated DICOM file (2D or multi-frame (F, H, W)) with pydicom."""
+    """Write a 16-bit-allocated DICOM file (2D or multi-frame (F, H, W)) with pydicom; ``elements`` are set as given."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
@@ -66,6 +67,8 @@ def write_dicom(
     if slope is not None:
         ds.RescaleSlope = slope
         ds.RescaleIntercept = intercept or 0
+    for keyword, value in elements.items():
+        setattr(ds, keyword, value)
     if with_pixels:
         ds.PixelData = pixels.astype("<u2").tobytes()
     ds.save_as(path, enforce_file_format=True)
@@ -238,12 +241,95 @@ def test_dicom_detected_by_preamble_without_extension(tmp_path):
     assert "1 DICOM" in result.source
 
 
-def test_dicom_multiframe_uses_middle_frame(tmp_path):
-    frames = np.stack([np.full((16, 16), value, np.uint16) for value in (0, 4095, 100)])
-    write_dicom(tmp_path / "cine.dcm", frames)
+def cine(values: list[int], size: int = 16) -> np.ndarray:
+    """(F, size, size) uint16 frames: a 0..99 ramp plus each value, so no frame is constant."""
+    ramp = np.arange(size * size, dtype=np.uint16).reshape(size, size) % 100
+    return np.stack([ramp + value for value in values])
+
+
+def frame_offsets(result: data.ImageSet) -> list[int]:
+    """The per-frame value of cine() frames read back with the 12-bit rule ([0, 0] holds the value)."""
+    return np.rint((result.images[:, 0, 0, 0] + 1) / 2 * 4095).astype(int).tolist()
+
+
+def test_dicom_multiframe_takes_every_frame_by_default(tmp_path):
+    write_dicom(tmp_path / "cine.dcm", cine([0, 500, 1000, 1500, 2000]))
     result = folder(tmp_path)
-    np.testing.assert_array_equal(result.images, 1.0)  # frame 2 of 3
-    assert any("middle frame" in note and "cine.dcm" in note for note in result.notes)
+    assert frame_offsets(result) == [0, 500, 1000, 1500, 2000]
+    assert result.metadata["frames"] == {"cine.dcm": [1, 2, 3, 4, 5]}
+    assert result.source == f"folder:{tmp_path} (5 images from 1 files: 1 DICOM)"
+    note = next(note for note in result.notes if note.startswith("multi-frame DICOM"))
+    assert "(frames=all): every frame of 1 file, 5 images: cine.dcm (5 of 5 frames)" in note
+
+
+def test_dicom_frames_option_every_k_and_middle(tmp_path):
+    write_dicom(tmp_path / "cine.dcm", cine([0, 500, 1000, 1500, 2000]))
+    every = load_images(f"folder:{tmp_path}?frames=every:2", 16)
+    assert frame_offsets(every) == [0, 1000, 2000] and every.metadata["frames"] == {"cine.dcm": [1, 3, 5]}
+    expected = "(frames=every:2): one frame in 2 (frames 1, 3, ...) of 1 file, 3 images"
+    assert any(expected in note for note in every.notes)
+    middle = load_images(f"folder:{tmp_path}?frames=middle", 16)
+    assert frame_offsets(middle) == [1000] and middle.metadata["frames"] == {"cine.dcm": [3]}
+    for bad in ("every:0", "some", "every:x"):
+        with pytest.raises(DataError, match=rf"frames={bad}: use frames=all, frames=every:K"):
+            load_images(f"folder:{tmp_path}?frames={bad}", 16)
+
+
+def test_dicom_frames_count_toward_the_cap_and_later_files_are_not_read(tmp_path):
+    write_dicom(tmp_path / "a.dcm", cine([0, 100, 200, 300, 400]))
+    write_dicom(tmp_path / "b.dcm", cine([1000, 1100, 1200, 1300, 1400]))
+    (tmp_path / "c.dcm").write_bytes(b"broken")  # after the cap: never opened
+    result = folder(tmp_path, n_images=7)
+    assert frame_offsets(result) == [0, 100, 200, 300, 400, 1000, 1100]
+    assert result.metadata["files"] == ["a.dcm", "b.dcm"]
+    assert result.metadata["frames"] == {"a.dcm": [1, 2, 3, 4, 5], "b.dcm": [1, 2]}
+    cap_note = next(note for note in result.notes if "n_images=7" in note)
+    assert "found 3 image files; n_images=7 keeps the first 7 images in sorted path and frame order" in cap_note
+    assert "2 files used, the last one for 2 of its frames; the other 1 files are not read" in cap_note
+
+
+def test_holdout_keeps_the_frames_of_a_file_together(tmp_path):
+    for index in range(4):
+        write_dicom(tmp_path / f"run{index}.dcm", cine([1000 * index + 10 * frame for frame in range(3)]))
+    train = folder(tmp_path, holdout=0.25)
+    held = folder(tmp_path, holdout=0.25, part="holdout")
+    assert len(held.metadata["files"]) == 1 and len(held.images) == 3 and len(train.images) == 9
+    assert {value // 1000 for value in frame_offsets(held)} == {int(held.metadata["files"][0][3])}
+
+
+def test_dicom_window_applied_with_voi_on(tmp_path):
+    # CT-like: stored + RescaleIntercept -1024 = HU; window centre 0 HU, width 800 HU.
+    stored = np.array([[624, 1024, 1424, 0, 4095]], np.uint16).repeat(5, axis=0)
+    write_dicom(tmp_path / "ct.dcm", stored, slope=1, intercept=-1024, WindowCenter=0, WindowWidth=800)
+    result = load_images(f"folder:{tmp_path}?voi=on", 5)
+    row = result.images[0, 0, :, 0]
+    np.testing.assert_allclose(row[:3], [-1.0, 0.0, 1.0], atol=0.01)  # window edges -400 / 400 HU -> -1 / 1
+    assert row[3] == -1.0 and row[4] == 1.0  # outside the window: clipped
+    assert any("modality LUT and window applied (voi=on)" in note for note in result.notes)
+    plain = load_images(f"folder:{tmp_path}", 5)  # voi off (default): the BitsStored range
+    np.testing.assert_allclose(plain.images[0, 0, :, 0], stored[0] / 4095 * 2 - 1, atol=1e-6)
+
+
+def test_dicom_voi_multiframe_first_window_lut_and_fallback(tmp_path):
+    write_dicom(tmp_path / "a_two_windows.dcm", cine([900, 1000]), WindowCenter=[1000, 2000], WindowWidth=[200, 4000])
+    from pydicom.dataset import Dataset
+
+    lut = Dataset()  # an inverting 12-bit VOI LUT
+    lut.add_new(0x00283002, "US", [4096, 0, 12])  # LUTDescriptor: entries, first mapped value, bits
+    lut.add_new(0x00283006, "US", (4095 - np.arange(4096)).tolist())  # LUTData
+    extremes = np.zeros((16, 16), np.uint16)
+    extremes[0, 1] = 4095
+    write_dicom(tmp_path / "b_lut.dcm", extremes, VOILUTSequence=[lut])
+    write_dicom(tmp_path / "c_plain.dcm", extremes)
+    result = load_images(f"folder:{tmp_path}?voi=on", 16)
+    two_windows = result.images[:2, 0, 0, 0]  # frame values 900 and 1000 through window 1000 +/- 100
+    np.testing.assert_allclose(two_windows, [-1.0, 0.0], atol=0.02)
+    np.testing.assert_allclose(result.images[2, 0, :2, 0], [1.0, -1.0], atol=1e-6)  # the LUT inverts
+    np.testing.assert_allclose(result.images[3, 0, :2, 0], [-1.0, 1.0], atol=1e-6)  # no window: BitsStored rule
+    assert any("the first of 2 windows" in note for note in result.notes)
+    assert "voi=on but no window or VOI LUT in the file: BitsStored rule used: 1 image" in result.notes
+    with pytest.raises(DataError, match="voi=maybe: use voi=on"):
+        load_images(f"folder:{tmp_path}?voi=maybe", 16)
 
 
 # ----------------------------------------------------------------------------- geometry
