@@ -70,6 +70,9 @@ from .discriminator import build_transfer_architecture
 from .gan import GAN, cpu_has_native_bf16, make_optimizers, precision_policy
 from .generator import build_generator
 from .pretrained import WeightsUnavailable
+from .rundir import history_path, read_history, sample_path, snapshot_epochs, snapshot_generator
+from .sampling import generate_images, latent_batch
+from .tables import markdown_table
 
 NAIVE = {"update_order": "alternating", "cache_real_features": False, "fused_adam": False, "mixed_precision": False}
 INTERMEDIATE = (  # the optimisations one by one, cumulative
@@ -370,17 +373,6 @@ def bench_threads(args: argparse.Namespace, case: tuple[str, str, str]) -> list[
 # ----------------------------------------------------------------------------- report
 
 
-def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
-        return str(value)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def command_line(args: argparse.Namespace) -> str:
     return " ".join(["python -m medgan_lib.bench", *args.argv])
 
@@ -449,20 +441,14 @@ def speed(args: argparse.Namespace) -> str:
 def samples_at(run_dir: Path, config: Config, epoch: int, n: int) -> np.ndarray:
     """``n`` images from the run's generator weights of snapshot ``epoch`` (fixed seed), built
     under the run's precision policy."""
-    from .evaluation import generate_images
-    from .notebook_helpers import latent_batch, load_weights_file
-    from .runs import generator_snapshot_path
-
-    with precision_policy(config.mixed_precision):
-        generator = build_generator(config)
-    load_weights_file(generator, generator_snapshot_path(run_dir, epoch))
+    generator = snapshot_generator(run_dir, epoch, config, mixed_precision=config.mixed_precision)
     return generate_images(generator, latent_batch(config.seed, n, config.latent_dim))
 
 
 def quality(args: argparse.Namespace) -> str:
     """Train the cpu preset with the naive loop and the fast loop in f32 and bf16; compare losses and samples."""
     from .metrics import pixel_features, precision_recall, sliced_wasserstein_distance
-    from .runs import read_history, snapshot_epochs, train
+    from .runs import train
 
     base = preset("cpu").replace(epochs=args.epochs, seed=args.seed)
     real = case_images(base)
@@ -475,7 +461,7 @@ def quality(args: argparse.Namespace) -> str:
         name = loop_name(config, config.cache_real_features)
         run_dir = args.run_root / f"seed{args.seed}" / name.replace(" ", "_").replace("+", "_")
         train(config, run_dir, progress=False)
-        history = read_history(run_dir / "history.csv")
+        history = read_history(history_path(run_dir))
         tail = history[-last:]
         samples = {epoch: samples_at(run_dir, config, epoch, len(real)) for epoch in epochs}
         fake = samples[args.epochs]
@@ -493,7 +479,7 @@ def quality(args: argparse.Namespace) -> str:
             "precision": pr["precision"],
             "recall": pr["recall"],
             "s/epoch": statistics.median(r["seconds"] for r in history),
-            "samples": str(run_dir / "samples" / f"epoch_{args.epochs:04d}.png"),
+            "samples": str(sample_path(run_dir, args.epochs, ".png")),
         })
         print(markdown_table(rows[-1:], list(rows[-1])), flush=True)
     return "\n".join([

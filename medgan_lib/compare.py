@@ -29,7 +29,9 @@ from .config import PRESETS, Config, preset
 from .data import load_images
 from .evaluation import evaluate_run, real_sample, summary_row
 from .metrics import evaluate_images
-from .runs import read_history, train
+from .rundir import history_path, read_history, read_provenance
+from .runs import train
+from .tables import markdown_table as _markdown_table
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "paper-transfer": {"discriminator": "paper", "d_mode": "transfer"},
@@ -61,9 +63,9 @@ def variant_config(name: str, base: str, epochs: int) -> Config:
 
 def _row(name: str, run_dir: Path, metrics_row: dict[str, Any]) -> dict[str, Any]:
     """One result row: the evaluation numbers plus the run's D size, time and last losses."""
-    provenance = json.loads((run_dir / "provenance.json").read_text())
+    provenance = read_provenance(run_dir)
     params = provenance["discriminator"]["params"]
-    history = read_history(run_dir / "history.csv")
+    history = read_history(history_path(run_dir))
     return {
         "variant": name, **metrics_row,
         "d_trainable": params["trainable"], "d_frozen": params["non_trainable"],
@@ -84,16 +86,7 @@ def reference_row(base: str, n: int, seed: int) -> dict[str, Any]:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The results as a markdown table (one row per variant, the reference last; "-": not applicable)."""
-
-    def cell(row: dict[str, Any], fmt: Callable[[dict[str, Any]], str]) -> str:
-        try:
-            return fmt(row)
-        except TypeError:  # None: a run field of the reference row
-            return "-"
-
-    lines = ["| " + " | ".join(title for title, _ in COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell(row, fmt) for _, fmt in COLUMNS) + " |" for row in rows]
-    return "\n".join(lines)
+    return _markdown_table(rows, COLUMNS)
 
 
 def compare(out_dir: str | Path, epochs: int, variants: list[str], base: str = "cpu", n: int = 512,

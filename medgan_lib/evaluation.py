@@ -16,8 +16,6 @@ precision and recall fall as n shrinks): compare values only at equal n.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from pathlib import Path
@@ -27,12 +25,21 @@ import numpy as np
 
 from .config import Config
 from .metrics import evaluate_images
-from .notebook_helpers import checkpoint_epochs, latent_batch, load_weights_file, run_config
 from .pretrained import WeightsUnavailable, resolve_imagenet_weights
-from .runs import generator_snapshot_path, snapshot_epochs, write_atomic
+from .random_streams import STREAM_IDS, stream
+from .rundir import (
+    config_path,
+    generator_snapshot_path,
+    load_weights_file,
+    read_config,
+    snapshot_epochs,
+    snapshot_epochs_saved,
+    write_atomic,
+)
+from .sampling import generate_images, latent_batch
+from .tables import csv_text, format_table
 
 DEFAULT_MAX_N = 1000
-GENERATE_BATCH = 64
 SMALL_SAMPLE_NOTE = (
     "Small-sample bias: SWD, FID and KID estimates rise and precision/recall fall as the sample "
     "shrinks, and two samples of the same distribution do not give 0. Compare values only at "
@@ -53,14 +60,8 @@ def real_sample(images: np.ndarray, n: int, seed: int) -> np.ndarray:
     """``n`` real images: all if ``n >= len(images)``, else a seeded subset in index order."""
     if n >= len(images):
         return images
-    keep = np.sort(np.random.default_rng([seed, 3]).choice(len(images), n, replace=False))
+    keep = np.sort(stream(seed, "real_subset").choice(len(images), n, replace=False))
     return images[keep]
-
-
-def generate_images(generator: Any, z: np.ndarray, batch_size: int = GENERATE_BATCH) -> np.ndarray:
-    """Generator output (float32, [-1, 1]) for latent vectors ``z``, inference mode, in batches."""
-    return np.concatenate([np.asarray(generator(z[i:i + batch_size], training=False), np.float32)
-                           for i in range(0, len(z), batch_size)])
 
 
 def summary_row(epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +95,7 @@ def _inception_status() -> tuple[bool, str]:
 
 def _epochs_to_evaluate(run_dir: Path, config: Config, epochs: list[int] | None) -> list[int]:
     """The requested snapshot epochs (default: all saved), checked against the saved ones."""
-    saved = checkpoint_epochs(run_dir)
+    saved = snapshot_epochs_saved(run_dir)
     if not saved:
         raise EvaluationError(
             f"{run_dir} has no generator snapshots (checkpoints/generator/epoch_NNNN.weights.h5); training "
@@ -105,14 +106,6 @@ def _epochs_to_evaluate(run_dir: Path, config: Config, epochs: list[int] | None)
     if missing:
         raise EvaluationError(f"{run_dir} has no generator snapshot for epochs {missing}; saved: {saved}")
     return sorted(set(epochs))
-
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 def evaluate_run(
@@ -138,9 +131,9 @@ def evaluate_run(
     from .generator import build_generator
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
+    if not config_path(run_dir).is_file():
         raise EvaluationError(f"no training run in {run_dir} (config.json missing)")
-    config = run_config(run_dir)
+    config = read_config(run_dir)
     chosen = _epochs_to_evaluate(run_dir, config, epochs)
     spec = real or config.data
     images = load_images(spec, config.image_size, config.channels, n_images=None if real else config.n_images,
@@ -170,13 +163,13 @@ def evaluate_run(
         "real": {"spec": spec, "source": images.source, "n_available": len(images.images),
                  "n_used": len(real_images)},
         "n_fake": n,
-        "latent": f"numpy default_rng([{seed}, 2]) standard normal, the same {n} vectors at every epoch",
+        "latent": f"numpy default_rng([{seed}, {STREAM_IDS['evaluation_latents']}]) standard normal, the same {n} vectors at every epoch",
         "generator": "float32, inference mode",
         "notes": [SMALL_SAMPLE_NOTE],
         "metrics": per_epoch[final],
     }
     write_atomic(run_dir / "metrics.json", json.dumps(record, indent=2))
-    write_atomic(run_dir / "metrics_per_epoch.csv", _csv(rows))
+    write_atomic(run_dir / "metrics_per_epoch.csv", csv_text(rows, CSV_FIELDS))
     write_atomic(run_dir / "metrics_per_epoch.json", json.dumps(
         {**{k: v for k, v in record.items() if k not in ("epoch", "metrics")},
          "epochs": chosen, "rows": rows, "metrics": {str(e): m for e, m in per_epoch.items()}}, indent=2))
@@ -184,17 +177,16 @@ def evaluate_run(
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    """A fixed-width text table of per-epoch rows for the terminal."""
-    header = (f"{'epoch':>6} {'n_real':>6} {'n_fake':>6} {'SWD x1e3':>9} {'MS-SSIM fake/real':>18} "
-              f"{'precision':>9} {'recall':>7} {'memorised':>9}  "
-              f"SWD per level ({rows[0]['swd_resolutions'].replace(';', ' / ')} px)")
-    lines = [header]
-    for r in rows:
-        lines.append(f"{r['epoch']:>6} {r['n_real']:>6} {r['n_fake']:>6} {r['swd']:>9.1f} "
-                     f"{r['ms_ssim_fake']:>8.3f} / {r['ms_ssim_real']:<7.3f} {r['precision']:>9.3f} "
-                     f"{r['recall']:>7.3f} {r['memorisation_rate']:>9.3f}  "
-                     + " / ".join(f"{float(v):.1f}" for v in r["swd_per_level"].split(";")))
-    return "\n".join(lines)
+    """The main per-epoch numbers as a text table for the terminal."""
+    sizes = rows[0]["swd_resolutions"].replace(";", " / ")
+    table = [{
+        "epoch": r["epoch"], "n_real": r["n_real"], "n_fake": r["n_fake"], "SWD x1e3": f"{r['swd']:.1f}",
+        "MS-SSIM fake / real": f"{r['ms_ssim_fake']:.3f} / {r['ms_ssim_real']:.3f}",
+        "precision": f"{r['precision']:.3f}", "recall": f"{r['recall']:.3f}",
+        "memorised": f"{r['memorisation_rate']:.3f}",
+        f"SWD per level ({sizes} px)": " / ".join(f"{float(v):.1f}" for v in r["swd_per_level"].split(";")),
+    } for r in rows]
+    return format_table(table, "quality per snapshot epoch")
 
 
 def metrics_figure(rows: list[dict[str, Any]], title: str):

@@ -20,7 +20,6 @@ Tables are written next to the figures by ``save_table`` (CSV and aligned text).
 """
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -28,9 +27,11 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from .rundir import PAPER_EPOCHS, scaled_epoch
+from .tables import format_table, write_csv
+
 # Paper Table 4: the epochs whose samples the paper shows, in its four rows (a)-(d).
 PAPER_TABLE4_ROWS = ((1, 100, 200), (200, 250, 300), (300, 350, 400), (400, 500, 600))
-PAPER_EPOCHS = 600
 
 STEM_TYPES = ("Dense", "Dropout", "BatchNormalization", "Reshape", "Activation", "Conv2D")
 
@@ -107,17 +108,11 @@ def save_figure(fig, figures_dir: str | Path, name: str, dpi: int = 150) -> list
 
 def save_table(rows: list[dict], figures_dir: str | Path, name: str, title: str) -> list[Path]:
     """Write table rows as ``name.csv`` and an aligned ``name.txt`` (with ``title``)."""
-    from .summary import format_table
-
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, txt_path = figures_dir / f"{name}.csv", figures_dir / f"{name}.txt"
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    txt_path = figures_dir / f"{name}.txt"
     txt_path.write_text(format_table(rows, title) + "\n")
-    return [csv_path, txt_path]
+    return [write_csv(figures_dir / f"{name}.csv", rows), txt_path]
 
 
 def _show_image(ax, image: np.ndarray) -> None:
@@ -393,11 +388,6 @@ def loss_change_correlation(history: Sequence[Mapping], jump_sigma: float = 1.0)
 
 
 # ----------------------------------------------------------------------------- Table 4
-
-
-def scaled_epoch(paper_epoch: int, epochs: int) -> int:
-    """A paper epoch (of 600) scaled to a run of ``epochs`` epochs, as ``runs.snapshot_epochs`` does."""
-    return max(1, round(paper_epoch * epochs / PAPER_EPOCHS))
 
 
 def table4_layout(epochs: int) -> list[list[tuple[int, int]]]:

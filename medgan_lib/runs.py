@@ -1,25 +1,13 @@
-"""Training runs: a run directory that records everything and survives interruption.
+"""Training a run: build the models, train epoch by epoch in a run directory, resume exactly.
 
-A run directory holds
-
-* ``config.json``: the full configuration; rerunning with another one there is an error;
-* ``provenance.json``: package versions, git commit, machine, the discriminator mode and the
-  ImageNet weights actually used, the dataset's source and fingerprint, every session;
-* ``history.csv``: one row per epoch (epoch, d_loss, g_loss, d_real_accuracy, d_fake_accuracy, seconds);
-* ``fixed_noise.npy`` and ``samples/epoch_NNNN.png`` + ``.npy``: the generator on a fixed noise
-  batch at the snapshot epochs of paper Table 4, scaled to the run's length;
-* ``checkpoints/``: full training state (both models, both optimizers, the noise generator,
-  the history) in ``epoch_NNNN/`` directories, each written under a temporary name and renamed,
-  then published through ``latest.json`` (replaced atomically); generator weights are kept for
-  every snapshot epoch in ``checkpoints/generator/``.
-
+:func:`train` writes the files of :mod:`medgan_lib.rundir` (config, provenance, history,
+fixed-noise samples, generator snapshots) and the full state of :mod:`medgan_lib.checkpoints`.
 Rerunning the same command resumes from the last published checkpoint and, because every
 epoch's data order is a function of (seed, epoch) and all noise comes from checkpointed
 generators, produces what an uninterrupted run would have.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as _dt
 import json
@@ -27,7 +15,6 @@ import logging
 import math
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -42,14 +29,25 @@ from .config import Config
 from .data import ImageSet, check_training_set, load_images, make_dataset
 from .discriminator import DiscriminatorInfo, build_discriminator
 from .figures import save_sample_grid
+from .checkpoints import Checkpoints
 from .gan import GAN, make_optimizers, precision_policy
 from .generator import build_generator
+from .random_streams import stream
+from .rundir import (
+    HISTORY_FIELDS,
+    config_differences,
+    config_path,
+    fixed_noise_path,
+    history_csv,
+    history_path,
+    provenance_path,
+    read_config,
+    sample_path,
+    snapshot_epochs,
+    write_atomic,
+)
 
 log = logging.getLogger("medgan")
-
-PAPER_SNAPSHOT_EPOCHS = (1, 100, 200, 250, 300, 350, 400, 500, 600)
-HISTORY_FIELDS = ("epoch", "d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "seconds")
-KEEP_CHECKPOINTS = 2
 
 
 class RunError(RuntimeError):
@@ -58,35 +56,6 @@ class RunError(RuntimeError):
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is left intact."""
-
-
-def snapshot_epochs(epochs: int) -> list[int]:
-    """Paper Table 4's epochs (1, 100, ..., 600) scaled to a run of ``epochs`` epochs."""
-    return sorted({max(1, round(e * epochs / 600)) for e in PAPER_SNAPSHOT_EPOCHS})
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def history_csv(rows: list[dict]) -> str:
-    lines = [",".join(HISTORY_FIELDS)]
-    lines += [",".join(repr(row[k]) if isinstance(row[k], float) else str(row[k]) for k in HISTORY_FIELDS) for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def read_history(path: Path) -> list[dict]:
-    """history.csv as a list of rows (epoch int, the rest float)."""
-    with open(path) as f:
-        return [
-            {k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in csv.DictReader(f)
-        ]
 
 
 def git_commit() -> str:
@@ -116,79 +85,10 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def generator_snapshot_dir(run_dir: str | os.PathLike) -> Path:
-    """Where a run keeps the generator weights of its snapshot epochs."""
-    return Path(run_dir) / "checkpoints" / "generator"
-
-
-def generator_snapshot_path(run_dir: str | os.PathLike, epoch: int) -> Path:
-    """The generator weights saved after ``epoch`` (``epoch_NNNN.weights.h5``)."""
-    return generator_snapshot_dir(run_dir) / f"epoch_{epoch:04d}.weights.h5"
-
-
-class Checkpoints:
-    """Atomic, resumable training state in ``run_dir/checkpoints``."""
-
-    def __init__(self, run_dir: Path, gan: GAN) -> None:
-        self.dir = run_dir / "checkpoints"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.gan = gan
-        self.checkpoint = tf.train.Checkpoint(
-            generator=gan.generator,
-            discriminator=gan.discriminator,
-            g_optimizer=gan.g_optimizer,
-            d_optimizer=gan.d_optimizer,
-            noise=gan.noise,
-        )
-
-    @property
-    def pointer(self) -> Path:
-        return self.dir / "latest.json"
-
-    def latest_epoch(self) -> int:
-        if not self.pointer.exists():
-            return 0
-        return int(json.loads(self.pointer.read_text())["epoch"])
-
-    def save(self, epoch: int, history: list[dict]) -> None:
-        """Write the state after ``epoch`` and publish it; older states are pruned afterwards."""
-        final = self.dir / f"epoch_{epoch:04d}"
-        tmp = self.dir / f".tmp_epoch_{epoch:04d}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        self.checkpoint.write(str(tmp / "state"))
-        write_atomic(tmp / "history.csv", history_csv(history))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        write_atomic(self.pointer, json.dumps({"epoch": epoch, "dir": final.name}))
-        kept = sorted(self.dir.glob("epoch_*"))[-KEEP_CHECKPOINTS:]
-        for old in self.dir.glob("epoch_*"):
-            if old not in kept:
-                shutil.rmtree(old)
-
-    def restore(self) -> list[dict]:
-        """Load the published state into the models; returns its history (empty for a new run)."""
-        if not self.pointer.exists():
-            return []
-        state = self.dir / json.loads(self.pointer.read_text())["dir"]
-        self.checkpoint.read(str(state / "state")).assert_existing_objects_matched()
-        return read_history(state / "history.csv")
-
-    def save_generator(self, epoch: int) -> None:
-        path = generator_snapshot_path(self.dir.parent, epoch)
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(f".tmp_{path.name}")  # same suffix, so Keras writes the same format
-        self.gan.generator.save_weights(str(tmp))
-        os.replace(tmp, path)
-
-
 def _check_config(run_dir: Path, config: Config) -> None:
-    path = run_dir / "config.json"
-    if not path.exists():
+    if not config_path(run_dir).exists():
         return
-    saved = Config.from_dict(json.loads(path.read_text())).to_dict()  # fields added later: defaults
-    wanted = config.to_dict()
-    differences = [f"{k}: run has {saved.get(k)!r}, asked {wanted.get(k)!r}" for k in wanted if saved.get(k) != wanted.get(k)]
+    differences = config_differences(read_config(run_dir), config)
     if differences:
         raise RunError(
             f"{run_dir} holds a run with another configuration; use another --run-dir or the same "
@@ -197,7 +97,7 @@ def _check_config(run_dir: Path, config: Config) -> None:
 
 
 def _provenance(run_dir: Path, config: Config, images: ImageSet, d_info: DiscriminatorInfo) -> dict:
-    path = run_dir / "provenance.json"
+    path = provenance_path(run_dir)
     session = {
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
@@ -230,7 +130,7 @@ def _provenance(run_dir: Path, config: Config, images: ImageSet, d_info: Discrim
 
 
 def _recorded_d_mode(run_dir: Path) -> str | None:
-    path = run_dir / "provenance.json"
+    path = provenance_path(run_dir)
     return json.loads(path.read_text())["discriminator"]["mode"] if path.exists() else None
 
 
@@ -301,11 +201,11 @@ def train(
     provenance = _provenance(run_dir, config, images, d_info)
     log.warning(announce_discriminator(d_info))
 
-    write_atomic(run_dir / "config.json", config.to_json())
-    write_atomic(run_dir / "provenance.json", json.dumps(provenance, indent=2))
-    noise_path = run_dir / "fixed_noise.npy"
+    write_atomic(config_path(run_dir), config.to_json())
+    write_atomic(provenance_path(run_dir), json.dumps(provenance, indent=2))
+    noise_path = fixed_noise_path(run_dir)
     if not noise_path.exists():
-        noise = np.random.default_rng([config.seed, 1]).standard_normal((config.n_fixed_samples, config.latent_dim))
+        noise = stream(config.seed, "fixed_noise").standard_normal((config.n_fixed_samples, config.latent_dim))
         np.save(noise_path, noise.astype(np.float32))
     fixed_noise = np.load(noise_path)
 
@@ -334,12 +234,12 @@ def train(
             )
         history.append(row)
         bar.set_postfix(d_loss=f"{row['d_loss']:.3f}", g_loss=f"{row['g_loss']:.3f}")
-        write_atomic(run_dir / "history.csv", history_csv(history))
+        write_atomic(history_path(run_dir), history_csv(history))
         if epoch in snapshots:
             samples = gan.generator(fixed_noise, training=False).numpy()
-            (run_dir / "samples").mkdir(exist_ok=True)
-            np.save(run_dir / "samples" / f"epoch_{epoch:04d}.npy", samples)
-            save_sample_grid(samples, run_dir / "samples" / f"epoch_{epoch:04d}.png")
+            sample_path(run_dir, epoch).parent.mkdir(exist_ok=True)
+            np.save(sample_path(run_dir, epoch), samples)
+            save_sample_grid(samples, sample_path(run_dir, epoch, ".png"))
             checkpoints.save_generator(epoch)
         if epoch == config.epochs or epoch in snapshots or time.monotonic() - last_save >= checkpoint_seconds:
             checkpoints.save(epoch, history)

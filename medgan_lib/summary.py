@@ -5,18 +5,9 @@ from .config import Config
 from .discriminator import discriminator_param_table
 from .generator import build_generator, generator_parameter_table, level_table
 from .params import COUNTS, compare_counts
+from .tables import format_table
 
 PAPER_GAN_PARAMS = {"total": 37_942_152, "trainable": 17_018_656, "non_trainable": 20_923_496}
-
-
-def format_table(rows: list[dict], title: str) -> str:
-    """A plain-text table with a title, columns taken from the first row."""
-    columns = list(rows[0])
-    cells = [[("-" if row[c] is None else f"{row[c]:,}" if isinstance(row[c], int) else str(row[c])) for c in columns]
-             for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    line = lambda values: "  ".join(v.rjust(w) for v, w in zip(values, widths))  # noqa: E731
-    return "\n".join([title, line(columns), line(["-" * w for w in widths]), *map(line, cells)])
 
 
 def architecture_summary(config: Config) -> str:

@@ -14,7 +14,7 @@ from medgan_lib.__main__ import main
 from medgan_lib.config import preset
 from medgan_lib.evaluation import CSV_FIELDS, EvaluationError, evaluate_run
 from medgan_lib.phantom import make_phantom
-from medgan_lib.runs import snapshot_epochs
+from medgan_lib.rundir import snapshot_epochs
 
 REPO = Path(__file__).resolve().parents[1]
 

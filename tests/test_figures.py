@@ -4,10 +4,10 @@ import pytest
 import tensorflow as tf
 
 from medgan_lib import figures
-from medgan_lib import notebook_helpers as nh
+from medgan_lib import sampling
 from medgan_lib.config import preset
 from medgan_lib.generator import build_generator
-from medgan_lib.runs import snapshot_epochs
+from medgan_lib.rundir import load_weights_file, snapshot_epochs
 
 
 def history(d, g):
@@ -133,7 +133,7 @@ def test_save_table(tmp_path):
 
 def test_nearest_images_finds_copies():
     pool = images(20)
-    idx, dist = nh.nearest_images(pool[[7, 3]], pool, k=2)
+    idx, dist = sampling.nearest_images(pool[[7, 3]], pool, k=2)
     assert idx[:, 0].tolist() == [7, 3]
     np.testing.assert_allclose(dist[:, 0], 0.0, atol=1e-6)
     assert (dist[:, 1] > 0.1).all()
@@ -142,9 +142,9 @@ def test_nearest_images_finds_copies():
 
 
 def test_slerp_and_latents():
-    z = nh.latent_batch(5, 2, 64)
-    np.testing.assert_array_equal(z, nh.latent_batch(5, 2, 64))
-    t, path = nh.slerp(z[0], z[1], 5)
+    z = sampling.latent_batch(5, 2, 64)
+    np.testing.assert_array_equal(z, sampling.latent_batch(5, 2, 64))
+    t, path = sampling.slerp(z[0], z[1], 5)
     np.testing.assert_allclose(t, [0, 0.25, 0.5, 0.75, 1])
     np.testing.assert_allclose(path[0], z[0], rtol=1e-5)
     np.testing.assert_allclose(path[-1], z[1], rtol=1e-5)
@@ -165,6 +165,6 @@ def test_load_weights_file_reads_both_keras_layouts(tmp_path, name):
     stored = tmp_path / "epoch_0001.weights.h5"  # the name runs.train publishes
     (tmp_path / name).rename(stored)
     target = model()
-    nh.load_weights_file(target, stored)
+    load_weights_file(target, stored)
     for a, b in zip(source.get_weights(), target.get_weights()):
         np.testing.assert_array_equal(a, b)

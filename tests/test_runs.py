@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from medgan_lib.config import preset
-from medgan_lib.runs import RunError, TrainingDiverged, read_history, snapshot_epochs, train
+from medgan_lib.rundir import read_history, snapshot_epochs
+from medgan_lib.runs import RunError, TrainingDiverged, train
 
 REPO = Path(__file__).resolve().parents[1]
 
