@@ -1,4 +1,4 @@
-"""Training-step benchmark (issue 4): the naive loop against the project's fast loop, side by side.
+"""Training-step benchmark: the naive loop against the project's fast loop, side by side.
 
     python -m medgan_lib.bench [--quick] [--out runs/bench/bench.md]     # speed
     python -m medgan_lib.bench quality [--epochs 120]                     # losses and samples, f32 vs bf16

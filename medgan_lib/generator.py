@@ -1,4 +1,4 @@
-"""The paper's generator (section 2.2, Figure 3, Table 1), literal reading from PAPER.md.
+"""The paper's generator (section 2.2, Figure 3, Table 1), in its closest literal reading.
 
 ``z -> Dense -> Dropout -> BatchNormalization -> Reshape(start, start, channels)`` and then
 ``levels`` upsampling levels. Each level ``l`` has three parallel branches whose outputs are

@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from medgan_lib.pretrained import WeightsUnavailable, resolve_imagenet_weights
 
-LOGGER = logging.getLogger("medgan")
+log = logging.getLogger("medgan")
 
 # MS-SSIM weights of Wang, Simoncelli & Bovik (2003), finest scale first (tf.image default).
 MS_SSIM_POWER_FACTORS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -564,7 +564,7 @@ def evaluate_images(
         feats_real = inception_features(real, allow_download=allow_download)
         feats_fake = inception_features(fake, allow_download=allow_download)
     except WeightsUnavailable as exc:  # a wrong file under the official name still raises
-        LOGGER.warning("FID/KID skipped: %s", exc)
+        log.warning("FID/KID skipped: %s", exc)
         result["inception"] = {"available": False, "reason": str(exc)}
         return result
     result["inception"] = {"available": True,

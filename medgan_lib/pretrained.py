@@ -20,7 +20,7 @@ the installed ``keras/src/applications/*.py``); it has none for MobileNet v1/v2.
 v1 sha256 sums come from a ``WEIGHTS_HASHES`` table in a public copy of the Keras 3 source
 ``keras/src/applications/mobilenet.py`` (``# SHA-256 of each ImageNet checkpoint``), found with
 the project's code search; the repository of that copy could not be identified. The
-``2_5_224`` entry was confirmed on the real file (see shared/weights/SOURCE.md). No official
+``2_5_224`` entry was confirmed on a real copy of the file. No official
 hash was found for MobileNetV2, so those files are accepted unverified (with a warning).
 """
 
@@ -37,7 +37,7 @@ from pathlib import Path
 
 from tensorflow import keras
 
-LOGGER = logging.getLogger("medgan")
+log = logging.getLogger("medgan")
 
 WEIGHTS_DIR_ENV = "MEDGAN_WEIGHTS_DIR"
 PROBE_TIMEOUT_S = 3.0
@@ -176,7 +176,7 @@ def _verified(path: Path, entry: WeightsFile, origin: str) -> WeightsSource:
             f"ImageNet weight file: {problem}. Replace it with the file from {entry.url}."
         )
     if entry.md5 is None and entry.sha256 is None:
-        LOGGER.warning("No official hash is known for %s; using %s unverified (sha256 %s)",
+        log.warning("No official hash is known for %s; using %s unverified (sha256 %s)",
                        entry.file_name, path, sha)
     return WeightsSource(str(path), origin, entry.file_name, sha)
 
@@ -242,7 +242,7 @@ def resolve_imagenet_weights(
         md5, sha = _hashes(path)
         problem = _mismatch(entry, md5, sha)
         if problem is not None:
-            LOGGER.warning("%s is not the official %s: %s", path, entry.file_name, problem)
+            log.warning("%s is not the official %s: %s", path, entry.file_name, problem)
         return WeightsSource(str(path), "user_path", entry.file_name, sha)
     env_dir = os.environ.get(WEIGHTS_DIR_ENV)
     if env_dir and (Path(env_dir) / entry.file_name).is_file():

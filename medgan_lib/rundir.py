@@ -155,9 +155,13 @@ def read_provenance(run_dir: PathLike) -> dict[str, Any]:
 
 
 def config_differences(recorded: Config, wanted: Config, asked: str = "asked") -> list[str]:
-    """``"field: run has X, <asked> Y"`` for every field where the two configurations differ."""
+    """``"field: run has X, <asked> Y"`` for every field where the two configurations differ.
+
+    ``notes`` (the preset's reasons, text only) do not count: rewording them changes no run.
+    """
     saved, new = recorded.to_dict(), wanted.to_dict()
-    return [f"{k}: run has {saved.get(k)!r}, {asked} {new[k]!r}" for k in new if saved.get(k) != new[k]]
+    return [f"{k}: run has {saved.get(k)!r}, {asked} {new[k]!r}"
+            for k in new if k != "notes" and saved.get(k) != new[k]]
 
 
 def require_finished_run(config: Config, run_dir: PathLike) -> list[dict]:

@@ -19,6 +19,7 @@ import pytest
 import tensorflow as tf
 from tensorflow import keras
 
+from medgan_lib import backbones
 from medgan_lib import discriminator as disc
 from medgan_lib import pretrained
 
@@ -29,24 +30,6 @@ NEEDS_REAL = pytest.mark.skipif(
     not HAVE_REAL_MOBILENET,
     reason=f"needs MEDGAN_WEIGHTS_DIR containing {MOBILENET_025} (real ImageNet weights)",
 )
-
-
-@pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Path]:
-    """Empty weights dir, empty KERAS_HOME, downloads impossible."""
-    weights_dir = tmp_path / "weights"
-    keras_home = tmp_path / "keras_home"
-    weights_dir.mkdir()
-    keras_home.mkdir()
-    monkeypatch.setenv(pretrained.WEIGHTS_DIR_ENV, str(weights_dir))
-    monkeypatch.setenv("KERAS_HOME", str(keras_home))
-    monkeypatch.setattr(pretrained, "_host_reachable", lambda url: False)
-    return {"weights_dir": weights_dir, "keras_home": keras_home}
-
-
-def _images(n: int, size: int, channels: int, seed: int = 0) -> np.ndarray:
-    """Random images in [-1, 1]."""
-    return np.random.default_rng(seed).uniform(-1, 1, (n, size, size, channels)).astype("float32")
 
 
 def _structured(size: int) -> np.ndarray:
@@ -78,13 +61,13 @@ def test_xception_transfer_architecture_matches_table3() -> None:
 
 
 def test_backbone_table_matches_paper_table2() -> None:
-    table = disc.backbone_table()
-    assert [r["name"] for r in table] == list(disc.BACKBONES)
+    table = backbones.backbone_table()
+    assert [r["name"] for r in table] == list(backbones.BACKBONES)
     for row in table:
         assert row["measured_params_with_top"] == row["paper_params"], row["name"]
         assert 0 < row["measured_params_no_top"] < row["measured_params_with_top"]
     by_name = {r["name"]: r for r in table}
-    assert by_name["Xception"]["measured_params_no_top"] == 20_861_480  # PAPER.md
+    assert by_name["Xception"]["measured_params_no_top"] == 20_861_480  # Keras' Xception without its top
     assert by_name["MobileNet"]["measured_params_no_top"] == 3_228_864
     assert by_name["Xception"]["min_input_size"] == 71
     assert by_name["InceptionV3"]["min_input_size"] == 75
@@ -93,20 +76,20 @@ def test_backbone_table_matches_paper_table2() -> None:
 # --- every backbone ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backbone", list(disc.BACKBONES))
-def test_backbone_builds_scratch_and_transfer_architecture(backbone: str) -> None:
-    x = _images(2, 64, 1)
+@pytest.mark.parametrize("backbone", list(backbones.BACKBONES))
+def test_backbone_builds_scratch_and_transfer_architecture(random_images, backbone: str) -> None:
+    x = random_images(2, 64, 1)
     model, info = disc.build_discriminator((64, 64, 1), backbone, mode="scratch")
     logits = model(x, training=False).numpy()
     assert logits.shape == (2, 1) and np.isfinite(logits).all()
     assert info.mode == "scratch" and info.weights is None
-    assert disc.get_backbone(model).trainable
+    assert backbones.get_backbone(model).trainable
     assert info.params["trainable"] > info.params["non_trainable"]
-    expected_size = max(64, disc.BACKBONES[backbone].min_size)
+    expected_size = max(64, backbones.BACKBONES[backbone].min_size)
     assert info.backbone_input_size == (expected_size, expected_size)
 
     frozen, finfo = disc.build_transfer_architecture((64, 64, 1), backbone)
-    assert not disc.get_backbone(frozen).trainable
+    assert not backbones.get_backbone(frozen).trainable
     (only,) = frozen.trainable_weights
     features, head = disc.split_discriminator(frozen)
     assert only is head.get_layer("logit").kernel
@@ -119,14 +102,14 @@ def test_backbone_builds_scratch_and_transfer_architecture(backbone: str) -> Non
 # --- preprocessing ----------------------------------------------------------------------
 
 
-def test_grey_is_replicated_and_resized_to_xception_minimum() -> None:
+def test_grey_is_replicated_and_resized_to_xception_minimum(random_images) -> None:
     model, info = disc.build_transfer_architecture((64, 64, 1), "Xception")
     assert info.backbone_input_size == (71, 71)
     prep = disc.split_discriminator(model)[0].get_layer("to_backbone_input")
     const = prep(np.full((1, 64, 64, 1), 0.5, "float32")).numpy()
     assert const.shape == (1, 71, 71, 3)
     np.testing.assert_allclose(const, 0.5, atol=1e-5)  # [-1,1] -> [0,255] -> "tf" mode
-    varied = prep(_images(1, 64, 1)).numpy()
+    varied = prep(random_images(1, 64, 1)).numpy()
     np.testing.assert_array_equal(varied[..., 0], varied[..., 1])
     np.testing.assert_array_equal(varied[..., 0], varied[..., 2])
     assert varied.std() > 0.1
@@ -145,14 +128,14 @@ def test_resnet_caffe_preprocessing_and_no_resize() -> None:
 # --- modes and training behaviour ---------------------------------------------------------
 
 
-def test_frozen_backbone_bn_stays_in_inference_scratch_bn_trains() -> None:
-    x = _images(4, 32, 3)
+def test_frozen_backbone_bn_stays_in_inference_scratch_bn_trains(random_images) -> None:
+    x = random_images(4, 32, 3)
     for build, should_change in (
         (lambda: disc.build_transfer_architecture((32, 32, 3), "MobileNet@0.25"), False),
         (lambda: disc.build_discriminator((32, 32, 3), "MobileNet@0.25", mode="scratch"), True),
     ):
         model, _ = build()
-        bn = disc.get_backbone(model).get_layer("conv1_bn")
+        bn = backbones.get_backbone(model).get_layer("conv1_bn")
         before = bn.moving_mean.numpy().copy()
         model(x, training=True)
         changed = not np.allclose(before, bn.moving_mean.numpy())
@@ -171,8 +154,8 @@ def test_minibatch_std_head_option() -> None:
     assert head(feats, training=True).shape == (5, 1)
 
 
-def test_checkpoint_roundtrip(tmp_path: Path) -> None:
-    x = _images(3, 32, 1)
+def test_checkpoint_roundtrip(random_images, tmp_path: Path) -> None:
+    x = random_images(3, 32, 1)
     model_a, _ = disc.build_discriminator((32, 32, 1), "MobileNet@0.25", mode="scratch",
                                           head_minibatch_std=True)
     model_a(x, training=True)  # move BN statistics away from their initial values
@@ -203,14 +186,14 @@ def test_auto_falls_back_to_scratch_loudly(offline: dict[str, Path],
     assert "unavailable" in info.reason and MOBILENET_025 in info.reason
     assert any("SCRATCH" in r.getMessage() and r.levelno == logging.WARNING
                for r in caplog.records)
-    assert disc.get_backbone(model).trainable
+    assert backbones.get_backbone(model).trainable
 
 
-def test_transfer_rejects_width_without_imagenet_weights(offline: dict[str, Path]) -> None:
+def test_transfer_rejects_alpha_without_imagenet_weights(offline: dict[str, Path]) -> None:
     with pytest.raises(ValueError, match="alpha"):
         disc.build_discriminator((32, 32, 1), "MobileNet@0.3", mode="transfer")
-    with pytest.raises(ValueError, match="width"):
-        disc.parse_backbone("Xception@0.5")
+    with pytest.raises(ValueError, match="alpha"):
+        backbones.parse_backbone("Xception@0.5")
 
 
 # --- locating weight files ----------------------------------------------------------------
@@ -302,7 +285,7 @@ def test_weights_table_coverage() -> None:
     assert names[("MobileNet", 0.25)] == MOBILENET_025
     assert names[("MobileNetV2", 0.35)] == (
         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5")
-    assert {b for b, _ in names} == set(disc.BACKBONES)
+    assert {b for b, _ in names} == set(backbones.BACKBONES)
     assert pretrained.weights_file("MobileNet", 0.25).sha256 == (
         "dbdb03ee2a22fd895301636cd328b234bb3a9952358f436d82f46b81e0d5b0bf")
     assert pretrained.weights_file("MobileNetV2").alpha == 1.0
@@ -322,7 +305,7 @@ def test_real_mobilenet_transfer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     model, info = disc.build_discriminator((96, 96, 1), "MobileNet@0.25", mode="transfer")
     assert info.mode == "transfer" and info.weights["origin"] == "weights_dir"
     assert info.weights["file_name"] == MOBILENET_025
-    backbone = disc.get_backbone(model)
+    backbone = backbones.get_backbone(model)
     assert not backbone.trainable
     assert abs(backbone.get_layer("conv_pw_7_bn").moving_mean.numpy()).mean() > 0.1
     pretrained_cos = _off_diagonal_cosines(disc.split_discriminator(model)[0](images).numpy())

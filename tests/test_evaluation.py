@@ -1,55 +1,20 @@
 """``evaluate``: metrics files of a run's generator snapshots, offline and deterministic."""
 import csv
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-from medgan_lib import pretrained
 from medgan_lib.__main__ import main
 from medgan_lib.config import preset
 from medgan_lib.evaluation import CSV_FIELDS, EvaluationError, evaluate_run
-from medgan_lib.phantom import make_phantom
 from medgan_lib.rundir import snapshot_epochs
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def medgan(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "medgan_lib", *args], env=env, capture_output=True, text=True,
                           timeout=600)
-
-
-@pytest.fixture(scope="module")
-def offline_env(tmp_path_factory) -> dict[str, str]:
-    """No ImageNet weights anywhere (empty weights dir and Keras cache)."""
-    home = tmp_path_factory.mktemp("offline")
-    (home / "weights").mkdir()
-    return {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3",
-            pretrained.WEIGHTS_DIR_ENV: str(home / "weights"), "KERAS_HOME": str(home)}
-
-
-@pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch, offline_env: dict[str, str]) -> None:
-    for name in (pretrained.WEIGHTS_DIR_ENV, "KERAS_HOME"):
-        monkeypatch.setenv(name, offline_env[name])
-    monkeypatch.setattr(pretrained, "_host_reachable", lambda url: False)
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, offline_env) -> Path:
-    """The smoke preset trained by the CLI on an ``npz:`` file of 64 phantom frames."""
-    folder = tmp_path_factory.mktemp("smoke_eval")
-    size = preset("smoke").image_size
-    np.savez(folder / "frames.npz", images=(make_phantom(64, size, seed=4).images * 255).astype(np.uint8))
-    out = medgan("train", "--preset", "smoke", "--data", f"npz:{folder / 'frames.npz'}",
-                 "--run-dir", str(folder / "run"), env=offline_env)
-    assert out.returncode == 0, out.stderr
-    return folder / "run"
 
 
 def test_evaluate_cli_writes_metrics_with_counts(smoke_run, offline_env):

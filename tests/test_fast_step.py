@@ -1,4 +1,4 @@
-"""The fast training step (issue 4) computes what the plain one does: feature cache, update order, bf16."""
+"""The fast training step computes what the plain one does: feature cache, update order, bf16."""
 import math
 
 import numpy as np
@@ -6,7 +6,6 @@ import pytest
 import tensorflow as tf
 
 from medgan_lib.config import preset
-from medgan_lib.data import load_images
 from medgan_lib.discriminator import build_discriminator, build_transfer_architecture
 from medgan_lib.gan import GAN, FusedAdam, make_optimizers, precision_policy
 from medgan_lib.generator import build_generator
@@ -14,10 +13,6 @@ from medgan_lib.runs import build_gan
 
 SMOKE = preset("smoke")
 SIZE = SMOKE.image_size
-
-
-def phantom(n: int) -> np.ndarray:
-    return load_images(f"phantom:{n}", SIZE, 1).images
 
 
 def twin_gans(discriminator: tf.keras.Model, first: dict, second: dict) -> tuple[GAN, GAN]:
@@ -48,12 +43,12 @@ def frozen_discriminator() -> tf.keras.Model:
 
 @pytest.mark.parametrize("g_step_d_batch", ["joint", "inference"])
 @pytest.mark.parametrize("update_order", ["alternating", "simultaneous"])
-def test_cached_real_features_give_the_uncached_gradients(frozen_discriminator, update_order, g_step_d_batch):
+def test_cached_real_features_give_the_uncached_gradients(phantom_images, frozen_discriminator, update_order, g_step_d_batch):
     settings = {"update_order": update_order, "g_step_d_batch": g_step_d_batch}
     uncached, cached = twin_gans(frozen_discriminator, {**settings, "cache_real_features": False},
                                  {**settings, "cache_real_features": True})
     assert cached.feature_cache and not uncached.feature_cache
-    images = phantom(16)
+    images = phantom_images(16)
     features = cached.training_inputs(images, batch_size=8)
     assert features.shape == (16, 2048) and features.dtype == np.float32
     state = frozen_discriminator.get_weights()  # the head's BN moving statistics change in training mode
@@ -75,13 +70,13 @@ def test_cached_real_features_give_the_uncached_gradients(frozen_discriminator, 
 
 
 @pytest.mark.parametrize("g_step_d_batch", ["joint", "inference"])
-def test_simultaneous_step_gives_the_alternating_d_gradients(g_step_d_batch):
+def test_simultaneous_step_gives_the_alternating_d_gradients(phantom_images, g_step_d_batch):
     tf.keras.utils.set_random_seed(5)
     discriminator, _ = build_discriminator((SIZE, SIZE, 1), SMOKE.backbone, mode="scratch")
     alternating, simultaneous = twin_gans(discriminator, {"update_order": "alternating", "g_step_d_batch": g_step_d_batch},
                                           {"update_order": "simultaneous", "g_step_d_batch": g_step_d_batch})
     assert not alternating.feature_cache and not simultaneous.feature_cache  # trainable backbone
-    real = tf.constant(phantom(16))
+    real = tf.constant(phantom_images(16))
     d_alternating, r_alternating = alternating.discriminator_gradients(real)
     d_simultaneous, g_simultaneous, r_simultaneous = simultaneous.simultaneous_gradients(real)
     assert_all_close(d_simultaneous, d_alternating)
@@ -96,7 +91,7 @@ def test_update_order_is_validated_and_the_paper_keeps_alternation():
         SMOKE.replace(update_order="sometimes")
 
 
-def test_bf16_option_trains_smoke_without_nan():
+def test_bf16_option_trains_smoke_without_nan(phantom_images):
     tf.keras.utils.set_random_seed(6)
     config = SMOKE.replace(mixed_precision=True)
     gan, _ = build_gan(config)
@@ -106,12 +101,12 @@ def test_bf16_option_trains_smoke_without_nan():
     head = gan.discriminator.get_layer("head")
     assert {layer.compute_dtype for layer in head.layers[1:]} == {"float32"}
     assert all(v.dtype == tf.float32 for v in gan.generator.trainable_variables + gan.discriminator.trainable_variables)
-    history = gan.fit(phantom(64), batch_size=16, epochs=3, verbose=0).history
+    history = gan.fit(phantom_images(64), batch_size=16, epochs=3, verbose=0).history
     assert all(math.isfinite(v) for values in history.values() for v in values)
     assert abs(history["d_loss"][-1] - math.log(2)) > 1e-3  # it trained
 
 
-def test_bf16_option_with_the_feature_cache_trains_without_nan():
+def test_bf16_option_with_the_feature_cache_trains_without_nan(phantom_images):
     tf.keras.utils.set_random_seed(7)
     config = SMOKE.replace(mixed_precision=True)
     with precision_policy(True):
@@ -120,7 +115,7 @@ def test_bf16_option_with_the_feature_cache_trains_without_nan():
     gan = GAN(generator, discriminator, config)
     gan.compile(*make_optimizers(config))
     assert gan.feature_cache
-    features = gan.training_inputs(phantom(64), batch_size=16)
+    features = gan.training_inputs(phantom_images(64), batch_size=16)
     assert features.dtype == np.float32 and np.isfinite(features).all()
     history = gan.fit(features, batch_size=16, epochs=2, verbose=0).history
     assert all(math.isfinite(v) for values in history.values() for v in values)

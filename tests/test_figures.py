@@ -14,10 +14,6 @@ def history(d, g):
     return [{"epoch": i + 1, "d_loss": float(a), "g_loss": float(b)} for i, (a, b) in enumerate(zip(d, g))]
 
 
-def images(n, size=16, channels=1, seed=0):
-    return np.random.default_rng(seed).uniform(-1, 1, (n, size, size, channels)).astype(np.float32)
-
-
 def test_save_figure_writes_png_and_reproducible_pdf(tmp_path):
     def save():
         fig = figures.loss_figure(history([0.7, 0.6, 0.8], [0.9, 1.1, 0.7]), "d")
@@ -89,9 +85,9 @@ def test_table4_layout_uses_the_epochs_the_run_saved(epochs):
         assert all(p == r for row in layout for p, r in row)
 
 
-def test_epoch_table_figure_lays_out_table_4_beside_real_images():
-    samples = {e: images(4, seed=e) for e in snapshot_epochs(60)}
-    fig = figures.epoch_table_figure(samples, 60, images(10, seed=99))
+def test_epoch_table_figure_lays_out_table_4_beside_real_images(random_images):
+    samples = {e: random_images(4, 16, seed=e) for e in snapshot_epochs(60)}
+    fig = figures.epoch_table_figure(samples, 60, random_images(10, 16, seed=99))
     assert len(fig.axes) == 16
     titles = [t for t, _, _ in figures.figure_labels(fig)["axes"]]
     assert titles[0] == "epoch 1 of 60 (paper: 1)" and titles[2] == "epoch 20 of 60 (paper: 200)"
@@ -99,17 +95,17 @@ def test_epoch_table_figure_lays_out_table_4_beside_real_images():
     assert [ax.get_ylabel() for ax in fig.axes[::4]] == ["(a)", "(b)", "(c)", "(d)"]
     del samples[25]
     with pytest.raises(ValueError, match=r"no samples for epoch\(s\) \[25\]"):
-        figures.epoch_table_figure(samples, 60, images(10))
+        figures.epoch_table_figure(samples, 60, random_images(10, 16))
 
 
-def test_data_figures(tmp_path):
-    x = images(6, channels=1)
+def test_data_figures(random_images, tmp_path):
+    x = random_images(6, 16, channels=1)
     marks = {"tip": np.array([[3.0, 4.0]] * 6), "absent": np.full((6, 2), np.nan)}
     fig = figures.image_grid_figure(x, "six images", landmarks=marks)
     assert sum(ax.get_visible() for ax in fig.axes) == 6
     assert len(fig.axes[0].lines) == 1  # NaN landmarks are not drawn
     figures.save_figure(fig, tmp_path, "grid")
-    hist = figures.intensity_histogram_figure(images(3, channels=3), "rgb")
+    hist = figures.intensity_histogram_figure(random_images(3, 16, channels=3), "rgb")
     assert len(hist.axes[0].patches) == 3  # one step histogram per channel
     figures.save_figure(hist, tmp_path, "hist")
 
@@ -131,8 +127,8 @@ def test_save_table(tmp_path):
     assert txt_path.read_text().startswith("Table 3\n")
 
 
-def test_nearest_images_finds_copies():
-    pool = images(20)
+def test_nearest_images_finds_copies(random_images):
+    pool = random_images(20, 16)
     idx, dist = sampling.nearest_images(pool[[7, 3]], pool, k=2)
     assert idx[:, 0].tolist() == [7, 3]
     np.testing.assert_allclose(dist[:, 0], 0.0, atol=1e-6)
@@ -141,7 +137,7 @@ def test_nearest_images_finds_copies():
     assert fig.axes[1].get_xlabel() == "#7: d=0.00"
 
 
-def test_slerp_and_latents():
+def test_slerp_and_latents(random_images):
     z = sampling.latent_batch(5, 2, 64)
     np.testing.assert_array_equal(z, sampling.latent_batch(5, 2, 64))
     t, path = sampling.slerp(z[0], z[1], 5)
@@ -150,7 +146,7 @@ def test_slerp_and_latents():
     np.testing.assert_allclose(path[-1], z[1], rtol=1e-5)
     norms = np.linalg.norm(path, axis=1)
     assert norms.min() > 0.8 * min(norms[0], norms[-1])  # no dip through the improbable centre
-    fig = figures.interpolation_figure(images(5), t, "path")
+    fig = figures.interpolation_figure(random_images(5, 16), t, "path")
     assert [ax.get_xlabel() for ax in fig.axes] == ["t = 0.00", "t = 0.25", "t = 0.50", "t = 0.75", "t = 1.00"]
 
 

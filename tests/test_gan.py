@@ -94,15 +94,9 @@ def smoke_gan(discriminator: tf.keras.Model, **changes) -> GAN:
     return gan
 
 
-def phantom_batch(n: int) -> np.ndarray:
-    from medgan_lib.data import load_images
-
-    config = preset("smoke")
-    return load_images(f"phantom:{n}", config.image_size, 1).images
-
-
-def test_one_step_moves_generator_and_head_but_not_a_frozen_backbone():
-    from medgan_lib.discriminator import build_transfer_architecture, get_backbone
+def test_one_step_moves_generator_and_head_but_not_a_frozen_backbone(phantom_images):
+    from medgan_lib.backbones import get_backbone
+    from medgan_lib.discriminator import build_transfer_architecture
 
     tf.keras.utils.set_random_seed(2)
     size = preset("smoke").image_size
@@ -114,7 +108,7 @@ def test_one_step_moves_generator_and_head_but_not_a_frozen_backbone():
     frozen_before = [w.numpy().copy() for w in backbone.weights]  # kernels and BN moving statistics
     head_before = discriminator.get_layer("head").get_layer("logit").kernel.numpy().copy()
     g_before = gan.generator.get_layer("dense").kernel.numpy().copy()
-    gan.train_on_batch(phantom_batch(16))
+    gan.train_on_batch(phantom_images(16))
     assert all(np.array_equal(b, w.numpy()) for b, w in zip(frozen_before, backbone.weights))
     assert not np.array_equal(head_before, discriminator.get_layer("head").get_layer("logit").kernel.numpy())
     assert not np.array_equal(g_before, gan.generator.get_layer("dense").kernel.numpy())
@@ -124,7 +118,7 @@ def test_one_step_moves_generator_and_head_but_not_a_frozen_backbone():
 
 
 @pytest.mark.parametrize("g_step_d_batch", ["inference", "joint"])
-def test_scratch_discriminator_losses_leave_chance_within_a_few_steps(g_step_d_batch):
+def test_scratch_discriminator_losses_leave_chance_within_a_few_steps(phantom_images, g_step_d_batch):
     from medgan_lib.discriminator import build_discriminator
 
     tf.keras.utils.set_random_seed(3)
@@ -132,7 +126,7 @@ def test_scratch_discriminator_losses_leave_chance_within_a_few_steps(g_step_d_b
     discriminator, info = build_discriminator((size, size, 1), "MobileNetV2@0.35", mode="scratch")
     assert info.mode == "scratch"
     gan = smoke_gan(discriminator, g_step_d_batch=g_step_d_batch)
-    history = gan.fit(phantom_batch(64), batch_size=16, epochs=8, verbose=0).history
+    history = gan.fit(phantom_images(64), batch_size=16, epochs=8, verbose=0).history
     print(history)
     assert history["d_loss"][-1] < math.log(2) - 0.1
     assert min(history["d_real_accuracy"][-1], history["d_fake_accuracy"][-1]) > 0.65

@@ -6,7 +6,6 @@ the comments next to the assertions.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -257,16 +256,6 @@ def test_phantom_vs_phantom_is_not_memorised(real: np.ndarray, other: np.ndarray
 
 
 # --- Inception / bundle -------------------------------------------------------------------
-
-
-@pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Empty weights dir, empty KERAS_HOME, downloads impossible."""
-    (tmp_path / "weights").mkdir()
-    (tmp_path / "keras_home").mkdir()
-    monkeypatch.setenv(pretrained.WEIGHTS_DIR_ENV, str(tmp_path / "weights"))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.setattr(pretrained, "_host_reachable", lambda url: False)
 
 
 def test_inception_features_raise_offline(offline: None) -> None:

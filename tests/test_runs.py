@@ -31,13 +31,6 @@ def test_snapshot_epochs_scale_paper_table_4():
     assert snapshot_epochs(3) == [1, 2, 3]
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("smoke")
-    subprocess.run(medgan("train", "--preset", "smoke", "--run-dir", str(run_dir)), env=env(), check=True, timeout=600)
-    return run_dir
-
-
 def test_smoke_run_writes_every_record(smoke_run):
     config = json.loads((smoke_run / "config.json").read_text())
     provenance = json.loads((smoke_run / "provenance.json").read_text())
@@ -66,9 +59,10 @@ def test_other_config_in_the_same_run_dir_is_refused(smoke_run):
         train(preset("smoke").replace(batch_size=8), smoke_run, progress=False)
 
 
-def test_rerun_of_a_finished_run_changes_nothing(smoke_run):
+def test_rerun_of_a_finished_run_changes_nothing(smoke_run, smoke_run_data):
     before = (smoke_run / "history.csv").read_text()
-    subprocess.run(medgan("train", "--preset", "smoke", "--run-dir", str(smoke_run)), env=env(), check=True, timeout=600)
+    subprocess.run(medgan("train", "--preset", "smoke", "--data", smoke_run_data, "--run-dir", str(smoke_run)),
+                   env=env(), check=True, timeout=600)
     assert (smoke_run / "history.csv").read_text() == before
     assert len(json.loads((smoke_run / "provenance.json").read_text())["sessions"]) == 2
 
