@@ -65,18 +65,18 @@ def test_clean_rejects_noise_in_checked_cells():
     assert tool.clean(nb, "nb").cells[0].outputs[0].text == "17,256,181\n"
 
 
-def run_explorer(run_dir: Path, headless: bool):
-    """Start a kernel in the nbval environment (widgets live unless ``headless``), run 06_explore's
-    code cells in it; (kernel manager, client, iopub message types seen)."""
+def run_explorer(run_dir: Path, data: str, headless: bool):
+    """Start a kernel in the nbval environment on the smoke run in ``run_dir`` (trained on ``data``;
+    widgets live unless ``headless``), run 06_explore's code cells in it; (kernel manager, client,
+    iopub message types seen)."""
     import os
 
     from jupyter_client.manager import start_new_kernel
 
-    from medgan_lib.notebook_helpers import ENV_HEADLESS, nbval_environment, prepare_smoke_run
+    from medgan_lib.notebook_helpers import ENV_DATA, ENV_HEADLESS, nbval_environment
 
-    prepare_smoke_run(run_dir)
     saved = dict(os.environ)
-    os.environ.update(nbval_environment(run_dir))
+    os.environ.update({**nbval_environment(run_dir), ENV_DATA: data})
     if not headless:
         del os.environ[ENV_HEADLESS]
     try:
@@ -93,10 +93,10 @@ def run_explorer(run_dir: Path, headless: bool):
     return km, kc, seen
 
 
-def test_headless_explorer_opens_no_widget(tmp_path):
+def test_headless_explorer_opens_no_widget(smoke_run, smoke_run_data):
     """make reproduce / make test run 06_explore headless: no widget comm is opened (widget cells can
     hang nbclient), and the static figures are still drawn."""
-    km, kc, seen = run_explorer(tmp_path / "run", headless=True)
+    km, kc, seen = run_explorer(smoke_run, smoke_run_data, headless=True)
     try:
         assert "comm_open" not in seen
         assert seen.count("display_data") + seen.count("execute_result") >= 3
@@ -105,11 +105,11 @@ def test_headless_explorer_opens_no_widget(tmp_path):
         km.shutdown_kernel(now=True)
 
 
-def test_explorer_widgets_respond(tmp_path):
+def test_explorer_widgets_respond(smoke_run, smoke_run_data):
     """06_explore's controls work as in JupyterLab: the notebook runs in a kernel, then the comm
     'update' a browser sends when the user picks another epoch makes the kernel draw a new figure
     into the widget's output area."""
-    km, kc, seen = run_explorer(tmp_path / "run", headless=False)
+    km, kc, seen = run_explorer(smoke_run, smoke_run_data, headless=False)
     quiet = lambda msg: None  # noqa: E731
     try:
         assert "comm_open" in seen
