@@ -18,8 +18,8 @@ from typing import Any
 
 from . import __version__
 from .generate import OWN_FILES, prepare_output, sampling_snapshot
-from .notebook_helpers import load_weights_file, run_config
-from .runs import git_commit, write_atomic
+from .rundir import load_weights_file, read_config, write_atomic
+from .runs import git_commit
 
 SIGNATURE = "serving_default"
 SAVED_MODEL = "saved_model"
@@ -54,7 +54,7 @@ def export_saved_model(run_dir: str | os.PathLike, out: str | os.PathLike, epoch
 
     run_dir, out = Path(run_dir), Path(out)
     snapshot = sampling_snapshot(run_dir, epoch)
-    config = run_config(run_dir)
+    config = read_config(run_dir)
     prepare_output(out, overwrite, own=(*EXPORT_FILES, *OWN_FILES))
     generator = build_generator(config)
     load_weights_file(generator, snapshot.path)

@@ -36,14 +36,22 @@ import numpy as np
 
 from . import __version__
 from .image_files import NPZ_ENCODING, DicomSeries, NpzWriter, write_png
-from .notebook_helpers import checkpoint_epochs, load_weights_file, run_config
-from .runs import generator_snapshot_dir, git_commit, snapshot_epochs, write_atomic
+from .random_streams import STREAM_IDS, stream
+from .rundir import (
+    generator_snapshot_dir,
+    load_weights_file,
+    read_config,
+    snapshot_epochs,
+    snapshot_epochs_saved,
+    write_atomic,
+)
+from .runs import git_commit
 
 FORMATS = {"png": ".png", "png16": ".png", "npz": ".npz", "dicom": ".dcm", "dicom16": ".dcm"}
 MANIFEST_FIELDS = ("file", "row", "run", "epoch", "seed", "latent_index", "weights")
 OWN_FILES = ("manifest.csv", "generation.json", "provenance.json", "config.json")  # replaced by --overwrite
 FILE_STEM = "synthetic"
-LATENT_STREAM = 2  # numpy default_rng([seed, 2]): the stream evaluation draws its latent vectors from
+LATENT_STREAM = STREAM_IDS["evaluation_latents"]  # the stream evaluation draws its latent vectors from
 # Where a run keeps the weights meant for sampling, most preferred first: an exponential moving
 # average of the generator (when the run keeps one), else the trained generator.
 SAMPLING_SNAPSHOTS = (("ema", "generator_ema"), ("generator", "generator"))
@@ -79,9 +87,9 @@ def sampling_snapshot(run_dir: str | os.PathLike, epoch: int | None = None) -> S
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise GenerationError(f"no training run in {run_dir} (config.json missing)")
-    saved = checkpoint_epochs(run_dir)
+    saved = snapshot_epochs_saved(run_dir)
     if not saved:
-        config = run_config(run_dir)
+        config = read_config(run_dir)
         raise GenerationError(
             f"{run_dir} has no generator snapshots ({generator_snapshot_dir(run_dir)} holds no "
             f"epoch_NNNN.weights.h5); training writes them after epochs {snapshot_epochs(config.epochs)}: "
@@ -102,7 +110,7 @@ def latent_stream(seed: int, n: int, latent_dim: int, batch_size: int) -> Iterat
 
     Row ``i`` is the same for any ``batch_size`` and ``n > i`` (numpy draws normals sequentially).
     """
-    rng = np.random.default_rng([int(seed), LATENT_STREAM])
+    rng = stream(seed, "evaluation_latents")
     for start in range(0, n, batch_size):
         yield start, rng.standard_normal((min(batch_size, n - start), latent_dim)).astype(np.float32)
 
@@ -155,7 +163,7 @@ def generate_to_directory(
         raise GenerationError(f"n and batch_size must be >= 1, got {n} and {batch_size}")
     run_dir, out = Path(run_dir), Path(out)
     snapshot = sampling_snapshot(run_dir, epoch)
-    config = run_config(run_dir)
+    config = read_config(run_dir)
     prepare_output(out, overwrite)
     generator = build_generator(config)
     load_weights_file(generator, snapshot.path)

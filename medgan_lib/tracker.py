@@ -42,7 +42,7 @@ import tensorflow as tf
 
 from .landmarks import stack_landmarks, visible
 from .phantom import LANDMARK_NAMES, PhantomSet
-from .runs import write_atomic
+from .rundir import write_atomic
 
 AUGMENTATIONS = ("flip", "shift", "intensity")
 MAX_SHIFT = 4  # pixels, each axis

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from medgan_lib.__main__ import main
-from medgan_lib.evaluation import generate_images
 from medgan_lib.export import export_saved_model
 from medgan_lib.generate import sampling_snapshot, to_unit
 from medgan_lib.generator import build_generator
-from medgan_lib.notebook_helpers import latent_batch, load_weights_file, run_config
+from medgan_lib.rundir import load_weights_file, read_config
+from medgan_lib.sampling import generate_images, latent_batch
 
 TOLERANCE = 1e-5  # max abs difference allowed between the SavedModel and the in-process generator, in [0, 1]
 
@@ -55,7 +55,7 @@ def exported(snapshot_run, tmp_path_factory) -> Path:
 
 
 def test_saved_model_runs_in_plain_tensorflow_and_matches_the_generator(snapshot_run, exported, tmp_path):
-    config = run_config(snapshot_run)
+    config = read_config(snapshot_run)
     generator = build_generator(config)
     load_weights_file(generator, sampling_snapshot(snapshot_run).path)
     batches = {n: latent_batch(n, n, config.latent_dim) for n in (1, 5)}  # any batch size

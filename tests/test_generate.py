@@ -12,10 +12,10 @@ from conftest import write_snapshot_run
 from PIL import Image
 
 from medgan_lib.__main__ import main
-from medgan_lib.evaluation import generate_images
 from medgan_lib.generate import GenerationError, generate_to_directory, sampling_snapshot
 from medgan_lib.generator import build_generator
-from medgan_lib.notebook_helpers import latent_batch, load_weights_file, run_config
+from medgan_lib.rundir import load_weights_file, read_config
+from medgan_lib.sampling import generate_images, latent_batch
 
 
 def manifest(out: Path) -> list[dict]:
@@ -37,10 +37,10 @@ def npz_out(snapshot_run, tmp_path_factory) -> Path:
 def test_npz_holds_the_generator_output_of_the_evaluation_latents(snapshot_run, npz_out):
     archive = np.load(npz_out / "synthetic.npz")
     assert archive["images"].dtype == np.float32 and archive["images"].shape == (7, 32, 32, 1)
-    z = latent_batch(5, 7, run_config(snapshot_run).latent_dim)  # evaluate's latent vectors for seed 5
+    z = latent_batch(5, 7, read_config(snapshot_run).latent_dim)  # evaluate's latent vectors for seed 5
     np.testing.assert_array_equal(archive["latents"], z)
     np.testing.assert_array_equal(archive["latent_index"], np.arange(7))
-    generator = build_generator(run_config(snapshot_run))
+    generator = build_generator(read_config(snapshot_run))
     load_weights_file(generator, sampling_snapshot(snapshot_run).path)
     expected = (generate_images(generator, z) + 1) / 2
     np.testing.assert_allclose(archive["images"], expected, atol=1e-6)
