@@ -8,7 +8,8 @@ vectors that depend only on ``seed`` (the same vectors at every epoch), and comp
 
 * ``metrics.json``: every metric of the last evaluated epoch, sample counts beside each value;
 * ``metrics_per_epoch.csv``: one row per epoch (the main numbers and their sample counts);
-* ``metrics_per_epoch.json``: the full metrics of every epoch.
+* ``metrics_per_epoch.json``: the full metrics of every epoch;
+* ``tensorboard/evaluation/``: the per-epoch numbers as TensorBoard scalars.
 
 The generator runs in float32 inference mode (also for runs trained in mixed precision).
 Everything is deterministic given the seed. Small samples bias the numbers (SWD and KID rise,
@@ -26,6 +27,7 @@ import numpy as np
 from .config import Config
 from .metrics import evaluate_images
 from .pretrained import WeightsUnavailable, resolve_imagenet_weights
+from .progress import progress_bar_class
 from .random_streams import STREAM_IDS, stream
 from .rundir import (
     config_path,
@@ -38,6 +40,7 @@ from .rundir import (
 )
 from .sampling import generate_images, latent_batch
 from .tables import csv_text, format_table
+from .tensorboard_log import write_evaluation
 
 DEFAULT_MAX_N = 1000
 SMALL_SAMPLE_NOTE = (
@@ -125,8 +128,6 @@ def evaluate_run(
     are all used); ``inception``: FID/KID too when InceptionV3 weights are found locally.
     Returns the content of ``metrics.json`` with the per-epoch rows under ``"per_epoch"``.
     """
-    from tqdm.auto import tqdm
-
     from .data import load_images
     from .generator import build_generator
 
@@ -147,7 +148,7 @@ def evaluate_run(
 
     generator = build_generator(config)
     per_epoch: dict[int, dict[str, Any]] = {}
-    for epoch in tqdm(chosen, desc="evaluate", unit="epoch", disable=not progress):
+    for epoch in progress_bar_class()(chosen, desc="evaluate", unit="epoch", disable=not progress):
         load_weights_file(generator, generator_snapshot_path(run_dir, epoch))
         metrics = evaluate_images(real_images, generate_images(generator, z), seed=seed, inception=use_inception)
         if not use_inception:
@@ -170,6 +171,7 @@ def evaluate_run(
     }
     write_atomic(run_dir / "metrics.json", json.dumps(record, indent=2))
     write_atomic(run_dir / "metrics_per_epoch.csv", csv_text(rows, CSV_FIELDS))
+    write_evaluation(run_dir, rows)
     write_atomic(run_dir / "metrics_per_epoch.json", json.dumps(
         {**{k: v for k, v in record.items() if k not in ("epoch", "metrics")},
          "epochs": chosen, "rows": rows, "metrics": {str(e): m for e, m in per_epoch.items()}}, indent=2))

@@ -15,13 +15,13 @@ import os
 from pathlib import Path
 
 from .config import Config, preset as get_preset
+from .progress import ENV_HEADLESS, headless  # noqa: F401 (part of this module's interface)
 from .rundir import read_provenance
 
 ENV_PRESET, ENV_DATA, ENV_RUN_DIR = "MEDGAN_PRESET", "MEDGAN_DATA", "MEDGAN_RUN_DIR"
-# Set by `make reproduce` and by nbval's conftest: no widget is created. Executing a cell that opens
+# ENV_HEADLESS, set by `make reproduce` and by nbval's conftest: no widget is created. Executing a cell that opens
 # widget comms and an interactive output can hang nbclient/papermill for good (kernel and client both
 # idle; seen here in 1 of 6 runs of 06_explore; jupyter/nbclient#312, jupyter/nbconvert#2029).
-ENV_HEADLESS = "MEDGAN_HEADLESS"
 HEADLESS_NOTE = "headless run: no controls here (open the notebook in JupyterLab, `make lab`); static view below"
 
 
@@ -91,11 +91,6 @@ def discriminator_banner(run_dir: str | os.PathLike) -> tuple[str, bool]:
 
 
 # ----------------------------------------------------------------------------- explorer controls
-
-
-def headless() -> bool:
-    """Whether the notebook runs without a front end that can use widgets (``MEDGAN_HEADLESS=1``)."""
-    return os.environ.get(ENV_HEADLESS) == "1"
 
 
 def choice(options: list, value=None):

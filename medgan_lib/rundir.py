@@ -12,6 +12,7 @@ A run directory holds
   ``latest.json`` (:mod:`medgan_lib.checkpoints`), and the generator weights of every snapshot
   epoch in ``checkpoints/generator/epoch_NNNN.weights.h5``;
 * ``figures/``: the notebooks' figures and tables (PNG, PDF, CSV, text);
+* ``tensorboard/``: TensorBoard event files, ``train/`` and ``evaluation/`` (:mod:`medgan_lib.tensorboard_log`);
 * ``metrics.json``, ``metrics_per_epoch.csv`` / ``.json``: written by :mod:`medgan_lib.evaluation`.
 
 Training (:mod:`medgan_lib.runs`) writes these files through the paths below; evaluation,
@@ -83,6 +84,11 @@ def generator_snapshot_dir(run_dir: PathLike) -> Path:
 def generator_snapshot_path(run_dir: PathLike, epoch: int) -> Path:
     """The generator weights saved after ``epoch`` (``epoch_NNNN.weights.h5``)."""
     return generator_snapshot_dir(run_dir) / f"epoch_{epoch:04d}.weights.h5"
+
+
+def tensorboard_dir(run_dir: PathLike) -> Path:
+    """``run_dir/tensorboard``: one TensorBoard run per subfolder."""
+    return Path(run_dir) / "tensorboard"
 
 
 def figures_dir(run_dir: PathLike) -> Path:

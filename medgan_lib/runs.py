@@ -185,7 +185,8 @@ def train(
     progress: bool = True,
 ) -> Path:
     """Train ``config`` in ``run_dir``, resuming from its last checkpoint. Returns the run directory."""
-    from tqdm.auto import tqdm
+    from .progress import progress_bar_class
+    from .tensorboard_log import TrainingLog
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -219,8 +220,9 @@ def train(
         log.info("resuming %s after epoch %d of %d", run_dir, start, config.epochs)
     snapshots = set(snapshot_epochs(config.epochs))
     last_save = time.monotonic()
-    bar = tqdm(range(start + 1, config.epochs + 1), initial=start, total=config.epochs, desc="epochs",
-               disable=not progress, unit="epoch")
+    tensorboard = TrainingLog(run_dir, start)
+    bar = progress_bar_class()(range(start + 1, config.epochs + 1), initial=start, total=config.epochs,
+                               desc="epochs", disable=not progress, unit="epoch")
     for epoch in bar:
         began = time.perf_counter()
         result = gan.fit(make_dataset(real_inputs, config.batch_size, config.seed, epoch), epochs=1, verbose=0)
@@ -233,16 +235,18 @@ def train(
                 "or change the configuration and start a new run directory"
             )
         history.append(row)
+        tensorboard.epoch(row)
         bar.set_postfix(d_loss=f"{row['d_loss']:.3f}", g_loss=f"{row['g_loss']:.3f}")
         write_atomic(history_path(run_dir), history_csv(history))
         if epoch in snapshots:
             samples = gan.generator(fixed_noise, training=False).numpy()
             sample_path(run_dir, epoch).parent.mkdir(exist_ok=True)
             np.save(sample_path(run_dir, epoch), samples)
-            save_sample_grid(samples, sample_path(run_dir, epoch, ".png"))
+            tensorboard.samples(epoch, save_sample_grid(samples, sample_path(run_dir, epoch, ".png")))
             checkpoints.save_generator(epoch)
         if epoch == config.epochs or epoch in snapshots or time.monotonic() - last_save >= checkpoint_seconds:
             checkpoints.save(epoch, history)
             last_save = time.monotonic()
+    tensorboard.close()
     log.info("finished %s: %d epochs", run_dir, config.epochs)
     return run_dir

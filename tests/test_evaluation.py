@@ -9,7 +9,8 @@ import pytest
 from medgan_lib.__main__ import main
 from medgan_lib.config import preset
 from medgan_lib.evaluation import CSV_FIELDS, EvaluationError, evaluate_run
-from medgan_lib.rundir import snapshot_epochs
+from medgan_lib.rundir import snapshot_epochs, tensorboard_dir
+from medgan_lib.tensorboard_log import logged_steps
 
 
 def medgan(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -28,6 +29,8 @@ def test_evaluate_cli_writes_metrics_with_counts(smoke_run, offline_env):
     assert [int(r["epoch"]) for r in rows] == epochs
     assert all(int(r["n_real"]) == int(r["n_fake"]) == 16 for r in rows)
     assert all(r["fid"] == "" and 0.0 <= float(r["precision"]) <= 1.0 for r in rows)  # offline: no FID
+    logged = logged_steps(tensorboard_dir(smoke_run) / "evaluation")
+    assert sorted(step for tag, step in logged if tag == "metrics/swd") == epochs  # TensorBoard, once per epoch
     record = json.loads((smoke_run / "metrics.json").read_text())
     assert record["epoch"] == epochs[-1] and record["n_fake"] == 16 and record["seed"] == 3
     assert record["real"]["spec"].startswith("npz:")
