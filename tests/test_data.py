@@ -487,6 +487,22 @@ def test_unlistable_subfolder_is_an_error_naming_it(tmp_path, monkeypatch):
         folder(tmp_path)
 
 
+def test_unreadable_file_without_extension_is_an_error(tmp_path, monkeypatch):
+    # As root, chmod does not stop reads: make open() fail as it does for an unreadable file.
+    write_pngs(tmp_path, [10])
+    (tmp_path / "scan0001").write_bytes(b"\0" * 200)  # no extension: sniffed for a DICOM preamble
+    real_open = open
+
+    def fake_open(path, *args, **kwargs):
+        if Path(path).name == "scan0001":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(data, "open", fake_open, raising=False)
+    with pytest.raises(DataError, match=r"scan0001: cannot read file \(Permission denied\)"):
+        folder(tmp_path)
+
+
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
                     reason="root reads folders whatever their permissions; the monkeypatched test covers it")
 def test_unreadable_subfolder_really_is_an_error(tmp_path):
