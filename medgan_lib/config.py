@@ -20,11 +20,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .phantom import LANDMARK_NAMES
+
 D_MODES = ("transfer", "scratch", "auto")
 DISCRIMINATORS = ("paper", "dcgan", "projected")
 G_LOSSES = ("non_saturating", "saturating")
 G_STEP_D_BATCHES = ("inference", "joint")
 UPDATE_ORDERS = ("alternating", "simultaneous")
+LABELLED_DISCRIMINATORS = ("dcgan",)  # the paper's and the projected D feed a 1- or 3-channel backbone
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class Config:
     # d_mode picks ImageNet ("transfer") or random ("scratch") backbone weights).
     discriminator: str = "paper"
     diff_augment: bool = False  # DiffAugment (colour, translation, cutout) on every image D sees
+    # Labelled synthesis (project option): the generator also outputs one heatmap channel per
+    # phantom landmark (medgan_lib.landmarks, in [-1, 1]) and D sees image + heatmaps; phantom data only.
+    landmark_heatmaps: bool = False
     # training (paper section 2.1)
     epochs: int = 600
     batch_size: int = 16
@@ -97,8 +103,18 @@ class Config:
         for name in ("epochs", "batch_size", "latent_dim", "start_size", "levels", "width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.landmark_heatmaps and self.discriminator not in LABELLED_DISCRIMINATORS:
+            raise ValueError(f"landmark_heatmaps needs a discriminator that takes any channel count "
+                             f"({', '.join(LABELLED_DISCRIMINATORS)}), got {self.discriminator!r}")
+        if self.landmark_heatmaps and not self.data.startswith("phantom"):
+            raise ValueError(f"landmark_heatmaps needs landmarks, which only the phantom data has; got data {self.data!r}")
         if not 0.0 < self.real_label <= 1.0:
             raise ValueError(f"real_label must be in (0, 1], got {self.real_label}")
+
+    @property
+    def output_channels(self) -> int:
+        """Channels of the generator's output (and D's input): the image's, plus one per landmark if labelled."""
+        return self.channels + (len(LANDMARK_NAMES) if self.landmark_heatmaps else 0)
 
     @property
     def image_size(self) -> int:

@@ -46,10 +46,10 @@ class MinibatchStdDev(keras.layers.Layer):
         return tf.concat([features, stat], axis=-1)
 
 
-def image_input(image_shape: tuple[int, int, int]) -> keras.KerasTensor:
-    """The discriminator's input layer; only 1 or 3 channels."""
+def image_input(image_shape: tuple[int, int, int], any_channels: bool = False) -> keras.KerasTensor:
+    """The discriminator's input layer; 1 or 3 channels unless ``any_channels`` (no backbone to feed)."""
     height, width, channels = (int(v) for v in image_shape)
-    if channels not in (1, 3):
+    if channels not in (1, 3) and not any_channels:
         raise ValueError(f"images must have 1 or 3 channels, got shape {image_shape}")
     return keras.Input((height, width, channels), name="images")
 

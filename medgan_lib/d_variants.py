@@ -31,7 +31,7 @@ PROJECTED_CHANNELS = 64  # random 1x1 mixing output and head width per scale
 
 def build_dcgan(image_shape: tuple[int, int, int], head_minibatch_std: bool) -> keras.Model:
     """images -> "dcgan_trunk" (stride-2 4x4 convs + LeakyReLU to <= 4x4, flattened) -> paper head."""
-    images = image_input(image_shape)
+    images = image_input(image_shape, any_channels=True)  # a labelled GAN: image + landmark heatmaps
     trunk_in = keras.Input(images.shape[1:], name="trunk_images")
     h = trunk_in
     index = 0

@@ -113,8 +113,8 @@ def build_generator(config: Config) -> tf.keras.Model:
     x = tf.keras.layers.Reshape((config.start_size, config.start_size, config.start_channels), name="reshape")(x)
     for level in range(1, config.levels + 1):
         x = _upsampling_level(x, level, level_filters(config, level), config.gn_groups)
-    if x.shape[-1] != config.channels:
-        x = tf.keras.layers.Conv2D(config.channels, 1, name="to_image")(x)
+    if x.shape[-1] != config.output_channels:
+        x = tf.keras.layers.Conv2D(config.output_channels, 1, name="to_image")(x)
     image = tf.keras.layers.Activation("tanh", name="tanh", dtype="float32")(x)
     return tf.keras.Model(z, image, name="generator")
 

@@ -22,7 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from .phantom import LANDMARK_NAMES
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .data import ImageSet
 
 DEFAULT_SIGMA = 1.5  # pixels, at every image size
 DEFAULT_THRESHOLD = 0.5  # presence: heatmap peak above this, in [0, 1] units
@@ -130,3 +136,12 @@ def phantom_heatmap_channels(metadata: dict, size: int, sigma: float = DEFAULT_S
     xy, present = stack_landmarks({name: np.asarray(v, np.float32).reshape(-1, 2)
                                    for name, v in metadata["landmarks"].items()})
     return to_signed(encode_heatmaps(xy, present, size, sigma))
+
+
+def training_arrays(images: ImageSet, config: Config) -> np.ndarray:
+    """What a GAN of ``config`` trains on: the images, or with ``landmark_heatmaps`` the images
+    followed by their landmarks' heatmap channels in [-1, 1] (phantom data only)."""
+    if not config.landmark_heatmaps:
+        return images.images
+    heatmaps = phantom_heatmap_channels(images.metadata, config.image_size)
+    return np.concatenate([images.images, heatmaps], axis=-1)

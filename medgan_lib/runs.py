@@ -32,6 +32,7 @@ from .figures import save_sample_grid
 from .checkpoints import Checkpoints
 from .gan import GAN, make_optimizers, precision_policy
 from .generator import build_generator
+from .landmarks import training_arrays
 from .random_streams import stream
 from .rundir import (
     HISTORY_FIELDS,
@@ -136,7 +137,7 @@ def _recorded_d_mode(run_dir: Path) -> str | None:
 
 def build_gan(config: Config, d_mode: str | None = None) -> tuple[GAN, DiscriminatorInfo]:
     """Generator, discriminator (mode ``d_mode`` or the config's) and their compiled GAN."""
-    image_shape = (config.image_size, config.image_size, config.channels)
+    image_shape = (config.image_size, config.image_size, config.output_channels)
     with precision_policy(config.mixed_precision):
         generator = build_generator(config)
         discriminator, info = build_discriminator(
@@ -197,6 +198,7 @@ def train(
 
     images = load_images(config.data, config.image_size, config.channels, n_images=config.n_images, seed=config.seed)
     check_training_set(images, config)
+    arrays = training_arrays(images, config)
     log.info("data: %s", images.source)
     gan, d_info = build_gan(config, _recorded_d_mode(run_dir))
     provenance = _provenance(run_dir, config, images, d_info)
@@ -212,7 +214,7 @@ def train(
 
     checkpoints = Checkpoints(run_dir, gan)
     history = checkpoints.restore()
-    real_inputs = gan.training_inputs(images.images, config.batch_size)
+    real_inputs = gan.training_inputs(arrays, config.batch_size)
     if gan.feature_cache:
         log.info("feature cache: frozen-backbone features of the %d real images computed once", len(real_inputs))
     start = len(history)
@@ -239,7 +241,7 @@ def train(
         bar.set_postfix(d_loss=f"{row['d_loss']:.3f}", g_loss=f"{row['g_loss']:.3f}")
         write_atomic(history_path(run_dir), history_csv(history))
         if epoch in snapshots:
-            samples = gan.generator(fixed_noise, training=False).numpy()
+            samples = gan.generator(fixed_noise, training=False).numpy()[..., :config.channels]
             sample_path(run_dir, epoch).parent.mkdir(exist_ok=True)
             np.save(sample_path(run_dir, epoch), samples)
             tensorboard.samples(epoch, save_sample_grid(samples, sample_path(run_dir, epoch, ".png")))

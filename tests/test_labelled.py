@@ -1,0 +1,41 @@
+"""Labelled synthesis: a GAN whose generator also outputs the landmarks' heatmap channels."""
+import numpy as np
+import pytest
+
+from medgan_lib.config import SMOKE
+from medgan_lib.data import load_images
+from medgan_lib.generator import build_generator
+from medgan_lib.landmarks import decode_heatmaps, stack_landmarks, to_unit, training_arrays
+from medgan_lib.phantom import LANDMARK_NAMES, make_phantom
+from medgan_lib.runs import build_gan, train
+
+LABELLED = SMOKE.replace(discriminator="dcgan", landmark_heatmaps=True, epochs=2, n_images=32)
+
+
+def test_config_adds_one_channel_per_landmark_and_checks_its_needs():
+    assert LABELLED.output_channels == 1 + len(LANDMARK_NAMES) and SMOKE.output_channels == 1
+    assert build_generator(LABELLED).output.shape[-1] == LABELLED.output_channels
+    with pytest.raises(ValueError, match="discriminator"):
+        SMOKE.replace(landmark_heatmaps=True)
+    with pytest.raises(ValueError, match="only the phantom"):
+        LABELLED.replace(data="folder:/tmp/x")
+
+
+def test_training_arrays_hold_the_phantom_landmarks():
+    images = load_images("phantom", 32, 1, n_images=8, seed=3)
+    arrays = training_arrays(images, LABELLED)
+    assert arrays.shape == (8, 32, 32, LABELLED.output_channels)
+    np.testing.assert_array_equal(arrays[..., :1], images.images)
+    assert training_arrays(images, SMOKE) is images.images
+    xy, present = stack_landmarks(make_phantom(8, 32, seed=3).landmarks)
+    decoded, found, _ = decode_heatmaps(to_unit(arrays[..., 1:]))
+    np.testing.assert_array_equal(found, present)
+    assert np.abs(decoded - xy)[present].max() < 0.5
+
+
+def test_labelled_run_trains_and_keeps_image_samples(tmp_path):
+    gan, info = build_gan(LABELLED)
+    assert gan.discriminator.input.shape[-1] == LABELLED.output_channels and info.kind == "dcgan"
+    run = train(LABELLED, tmp_path / "run", progress=False)
+    samples = np.load(run / "samples" / "epoch_0002.npy")
+    assert samples.shape == (LABELLED.n_fixed_samples, 32, 32, 1)
