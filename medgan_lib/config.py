@@ -27,7 +27,6 @@ DISCRIMINATORS = ("paper", "dcgan", "projected")
 G_LOSSES = ("non_saturating", "saturating")
 G_STEP_D_BATCHES = ("inference", "joint")
 UPDATE_ORDERS = ("alternating", "simultaneous")
-LABELLED_DISCRIMINATORS = ("dcgan",)  # the paper's and the projected D feed a 1- or 3-channel backbone
 
 
 @dataclass(frozen=True)
@@ -103,11 +102,6 @@ class Config:
         for name in ("epochs", "batch_size", "latent_dim", "start_size", "levels", "width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.landmark_heatmaps and self.discriminator not in LABELLED_DISCRIMINATORS:
-            raise ValueError(f"landmark_heatmaps needs a discriminator that takes any channel count "
-                             f"({', '.join(LABELLED_DISCRIMINATORS)}), got {self.discriminator!r}")
-        if self.landmark_heatmaps and not self.data.startswith("phantom"):
-            raise ValueError(f"landmark_heatmaps needs landmarks, which only the phantom data has; got data {self.data!r}")
         if not 0.0 < self.real_label <= 1.0:
             raise ValueError(f"real_label must be in (0, 1], got {self.real_label}")
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 DEFAULT_SIGMA = 1.5  # pixels, at every image size
 DEFAULT_THRESHOLD = 0.5  # presence: heatmap peak above this, in [0, 1] units
 LOG_FLOOR = 1e-4
+LABELLED_DISCRIMINATORS = ("dcgan",)  # the paper's and the projected D feed a 1- or 3-channel backbone
 
 
 def encode_heatmaps(xy: np.ndarray, present: np.ndarray, size: int, sigma: float = DEFAULT_SIGMA) -> np.ndarray:
@@ -143,5 +144,17 @@ def training_arrays(images: ImageSet, config: Config) -> np.ndarray:
     followed by their landmarks' heatmap channels in [-1, 1] (phantom data only)."""
     if not config.landmark_heatmaps:
         return images.images
+    if config.discriminator not in LABELLED_DISCRIMINATORS:
+        raise ValueError(f"landmark_heatmaps needs a discriminator that takes any channel count "
+                         f"({', '.join(LABELLED_DISCRIMINATORS)}), got {config.discriminator!r}")
     heatmaps = phantom_heatmap_channels(images.metadata, config.image_size)
     return np.concatenate([images.images, heatmaps], axis=-1)
+
+
+def split_labelled_output(output: np.ndarray, channels: int,
+                          threshold: float = DEFAULT_THRESHOLD) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A labelled generator's output (n, s, s, channels + k) in [-1, 1] as (images in [-1, 1],
+    landmark xy (n, k, 2), present (n, k)), the landmarks read by :func:`decode_heatmaps`."""
+    output = np.asarray(output, np.float32)
+    xy, present, _ = decode_heatmaps(to_unit(output[..., channels:]), threshold)
+    return output[..., :channels], xy, present

@@ -387,11 +387,24 @@ def load_tracker(run_dir: str | os.PathLike) -> tf.keras.Model:
     return model
 
 
+def reinitialise(model: tf.keras.Model, config: TrackerConfig) -> tf.keras.Model:
+    """``model`` (from :func:`new_tracker` of the same architecture) with the initial weights a new
+    tracker of ``config`` gets and a fresh optimizer state; its traced training step is kept."""
+    tf.keras.utils.set_random_seed(config.seed)
+    model.set_weights(build_tracker(config).get_weights())
+    for variable in model.optimizer.variables:
+        variable.assign(tf.zeros_like(variable))
+    return model
+
+
 def train_tracker(config: TrackerConfig, frames: LabelledFrames, run_dir: str | os.PathLike,
-                  stop_after_epoch: int | None = None) -> tf.keras.Model:
+                  stop_after_epoch: int | None = None, reuse: tf.keras.Model | None = None) -> tf.keras.Model:
     """Train (or resume) a tracker on ``frames`` in ``run_dir``; returns the model.
 
     ``stop_after_epoch`` ends the session early (as an interruption would); rerunning resumes.
+    ``reuse``: a tracker of the same architecture and learning rate to re-initialise and train in
+    place instead of building a new one (saves tracing the training step again; the earlier
+    model's weights are overwritten).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -400,8 +413,11 @@ def train_tracker(config: TrackerConfig, frames: LabelledFrames, run_dir: str | 
     record = {"config": config.to_dict(), "data_fingerprint": frames.fingerprint(), "n_frames": len(frames)}
     _check_run(run_dir, record)
     write_atomic(run_dir / "config.json", json.dumps(record, indent=2))
-    tf.keras.utils.set_random_seed(config.seed)
-    model = new_tracker(config)
+    if reuse is None:
+        tf.keras.utils.set_random_seed(config.seed)
+        model = new_tracker(config)
+    else:
+        model = reinitialise(reuse, config)
     checkpoints = _TrackerCheckpoints(run_dir, model)
     history = checkpoints.restore()
     start = len(history)

@@ -1,4 +1,6 @@
 """Labelled synthesis: a GAN whose generator also outputs the landmarks' heatmap channels."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -15,10 +17,11 @@ LABELLED = SMOKE.replace(discriminator="dcgan", landmark_heatmaps=True, epochs=2
 def test_config_adds_one_channel_per_landmark_and_checks_its_needs():
     assert LABELLED.output_channels == 1 + len(LANDMARK_NAMES) and SMOKE.output_channels == 1
     assert build_generator(LABELLED).output.shape[-1] == LABELLED.output_channels
+    images = load_images("phantom", 32, 1, n_images=2, seed=0)
     with pytest.raises(ValueError, match="discriminator"):
-        SMOKE.replace(landmark_heatmaps=True)
-    with pytest.raises(ValueError, match="only the phantom"):
-        LABELLED.replace(data="folder:/tmp/x")
+        training_arrays(images, SMOKE.replace(landmark_heatmaps=True))
+    with pytest.raises(ValueError, match="no landmarks"):
+        training_arrays(dataclasses.replace(images, metadata={}), LABELLED)
 
 
 def test_training_arrays_hold_the_phantom_landmarks():

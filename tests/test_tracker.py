@@ -103,3 +103,13 @@ def test_metrics_on_known_answers():
     assert m["error_pct"] == pytest.approx(100 * 2.0 / 64)
     assert m["pck3"] == pytest.approx(2 / 3)
     assert m["presence_accuracy"] == pytest.approx(3 / 4)
+
+
+def test_reusing_a_model_trains_as_a_new_one(frames, tmp_path):
+    config = TrackerConfig(**{**TINY.__dict__, "steps": 2, "steps_per_epoch": 2})
+    fresh = [w.copy() for w in train_tracker(config, frames, tmp_path / "a").get_weights()]
+    other = train_tracker(TrackerConfig(**{**config.__dict__, "seed": 5}), frames, tmp_path / "b")
+    reused = train_tracker(config, frames, tmp_path / "c", reuse=other)
+    assert reused is other
+    for a, b in zip(fresh, reused.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
