@@ -60,6 +60,9 @@ class Config:
     # Labelled synthesis (project option): the generator also outputs one heatmap channel per
     # phantom landmark (medgan_lib.landmarks, in [-1, 1]) and D sees image + heatmaps; phantom data only.
     landmark_heatmaps: bool = False
+    # Passes over the training images per epoch (each epoch one permutation of the repeated set):
+    # for sets of a few dozen images, where one step per epoch would be mostly per-epoch overhead.
+    data_repeats: int = 1
     # training (paper section 2.1)
     epochs: int = 600
     batch_size: int = 16
@@ -99,7 +102,7 @@ class Config:
             raise ValueError(f"update_order must be one of {UPDATE_ORDERS}, got {self.update_order!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        for name in ("epochs", "batch_size", "latent_dim", "start_size", "levels", "width"):
+        for name in ("epochs", "batch_size", "latent_dim", "start_size", "levels", "width", "data_repeats"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.real_label <= 1.0:

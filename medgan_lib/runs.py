@@ -198,7 +198,7 @@ def train(
 
     images = load_images(config.data, config.image_size, config.channels, n_images=config.n_images, seed=config.seed)
     check_training_set(images, config)
-    arrays = training_arrays(images, config)
+    arrays = np.concatenate([training_arrays(images, config)] * config.data_repeats)
     log.info("data: %s", images.source)
     gan, d_info = build_gan(config, _recorded_d_mode(run_dir))
     provenance = _provenance(run_dir, config, images, d_info)

@@ -52,6 +52,7 @@ from .tracker import LabelledFrames, TrackerConfig, landmark_metrics, mean_posit
 ARMS = ("real", "real+synthetic", "synthetic", "real+augment", "real+synthetic-filtered")
 TEST_SEED = 1_000_003  # phantom seed of the test frames; training seeds are the experiment's seeds
 METRICS = ("error_px", "error_pct", "pck3", "presence_accuracy")
+GAN_MIN_IMAGES_PER_EPOCH = 512  # small real sets are repeated to this many images per GAN epoch
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,10 @@ class Settings:
     def gan_config(self, n_real: int, seed: int) -> Config:
         """The labelled GAN for ``n_real`` frames: epochs chosen so that it takes about ``gan_steps`` steps."""
         batch = min(self.gan_base.batch_size, n_real)
-        epochs = max(1, round(self.gan_steps / (n_real // batch)))
+        repeats = max(1, min(GAN_MIN_IMAGES_PER_EPOCH // n_real, self.gan_steps * batch // n_real))
+        epochs = max(1, round(self.gan_steps / (n_real * repeats // batch)))
         return self.gan_base.replace(discriminator="dcgan", landmark_heatmaps=True, n_images=n_real, seed=seed,
-                                     batch_size=batch, epochs=epochs, data="phantom")
+                                     batch_size=batch, epochs=epochs, data="phantom", data_repeats=repeats)
 
     def tracker_config(self, seed: int, augment: tuple[str, ...] = ()) -> TrackerConfig:
         per_epoch = math.gcd(self.tracker_steps, 100)
@@ -121,7 +123,7 @@ def synthesize(run_dir: Path, config: Config, n: int, seed: int) -> LabelledFram
     """``n`` frames and landmarks from the last generator snapshot of a labelled GAN run."""
     from .generate import latent_stream, sampling_snapshot
     from .generator import build_generator
-    from .notebook_helpers import load_weights_file
+    from .rundir import load_weights_file
 
     generator = build_generator(config)
     load_weights_file(generator, sampling_snapshot(run_dir).path)
@@ -281,7 +283,7 @@ def error_figure(summary: list[dict], title: str):
 
 def write_outputs(out: Path, rows: list[dict], faithfulness: list[dict], record: dict) -> None:
     from .figures import save_figure
-    from .runs import write_atomic
+    from .rundir import write_atomic
 
     summary = summarize(rows)
     _write_csv(out / "results.csv", rows)
