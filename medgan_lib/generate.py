@@ -8,7 +8,9 @@ stays flat for any ``n``) and writes into ``out``:
   (see :mod:`medgan_lib.image_files` for the encodings);
 * ``manifest.csv``: one row per image (``MANIFEST_FIELDS``: file, row in that file, run, epoch,
   seed, latent index, weights); callers can add columns (labels of a labelled run, for example)
-  through ``extra_columns``; written last, so a directory without it is an unfinished call;
+  through ``extra_columns``; a labelled run (``landmark_heatmaps``) adds ``{name}_x``, ``{name}_y`` and
+  ``{name}_present`` per landmark, read from its generated heatmaps (the rule is in
+  ``generation.json``); written last, so a directory without it is an unfinished call;
 * ``generation.json``: what was asked and what was used (snapshot file and its sha256, the
   encoding, the medgan version and commit); ``provenance.json`` and ``config.json``: copies of the run's.
 
@@ -36,6 +38,8 @@ import numpy as np
 
 from . import __version__
 from .image_files import NPZ_ENCODING, DicomSeries, NpzWriter, write_png
+from .landmarks import decoding_rule, landmark_columns, split_labelled_output
+from .phantom import LANDMARK_NAMES
 from .random_streams import STREAM_IDS, stream
 from .rundir import (
     generator_snapshot_dir,
@@ -184,7 +188,12 @@ def generate_to_directory(
     with open(manifest_tmp, "w", newline="") as manifest_file:
         manifest = None
         for start, z in latent_stream(seed, n, config.latent_dim, batch_size):
-            images = to_unit(generator(z, training=False))
+            output = np.asarray(generator(z, training=False), np.float32)
+            labels = [{}] * len(z)
+            if config.landmark_heatmaps:
+                _, xy, present = split_labelled_output(output, config.channels)
+                labels = landmark_columns(xy, present)
+            images = to_unit(output[..., :config.channels])
             if npz is not None:
                 npz.add(start, images, z)
             for offset, image in enumerate(images):
@@ -196,7 +205,7 @@ def generate_to_directory(
                     write_png(image, out / name, 16 if file_format == "png16" else 8)
                 row = {"file": name, "row": index if npz is not None else 0, "run": str(run_dir.resolve()),
                        "epoch": snapshot.epoch, "seed": seed, "latent_index": index, "weights": snapshot.kind,
-                       **(extra_columns(index) if extra_columns else {})}
+                       **labels[offset], **(extra_columns(index) if extra_columns else {})}
                 if manifest is None:
                     manifest = csv.DictWriter(manifest_file, list(row), lineterminator="\n")
                     manifest.writeheader()
@@ -220,6 +229,8 @@ def generate_to_directory(
         "format": file_format,
         "encoding": _encoding(file_format),
         "image_shape": list(image_shape),
+        **({"landmarks": {"names": list(LANDMARK_NAMES), "columns": "manifest.csv: {name}_x, {name}_y, {name}_present",
+                          "rule": decoding_rule()}} if config.landmark_heatmaps else {}),
         "medgan": {"version": __version__, "git_commit": git_commit()},
     }
     write_atomic(out / "generation.json", json.dumps(record, indent=2))

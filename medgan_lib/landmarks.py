@@ -158,3 +158,23 @@ def split_labelled_output(output: np.ndarray, channels: int,
     output = np.asarray(output, np.float32)
     xy, present, _ = decode_heatmaps(to_unit(output[..., channels:]), threshold)
     return output[..., :channels], xy, present
+
+
+def landmark_columns(xy: np.ndarray, present: np.ndarray, names: tuple[str, ...] = LANDMARK_NAMES) -> list[dict[str, str]]:
+    """Per frame: ``{name}_x``, ``{name}_y`` (pixels, 3 decimals; empty where absent) and ``{name}_present`` (0/1)."""
+    rows = []
+    for frame_xy, frame_present in zip(np.asarray(xy), np.asarray(present, bool)):
+        row: dict[str, str] = {}
+        for name, (x, y), here in zip(names, frame_xy, frame_present):
+            row.update({f"{name}_x": f"{x:.3f}" if here else "", f"{name}_y": f"{y:.3f}" if here else "",
+                        f"{name}_present": str(int(here))})
+        rows.append(row)
+    return rows
+
+
+def decoding_rule() -> str:
+    """How landmarks are read from heatmap channels, for files that carry them."""
+    return (f"pixel (x, y), (0, 0) the centre of the top-left pixel; from the generated heatmap channel of each "
+            f"landmark (Gaussian, sigma {DEFAULT_SIGMA} px, [-1, 1] mapped to [0, 1]): present if its maximum "
+            f"exceeds {DEFAULT_THRESHOLD}, position = argmax refined by a parabola through the log-heatmap "
+            "at the argmax and its two neighbours per axis")
