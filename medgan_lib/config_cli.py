@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import functools
+import inspect
 import json
 import re
 import types
@@ -72,6 +74,9 @@ FIELD_HELP: dict[str, str] = {
     "seed": "seed of weights, noise and data order",
     "n_fixed_samples": "fixed-noise samples saved at each snapshot epoch",
     "notes": "free-text notes recorded with the configuration (JSON list of strings, or one string)",
+    "landmark_heatmaps": "labelled synthesis: the generator also outputs one heatmap channel per phantom landmark "
+                         "and D sees image + heatmaps (phantom data only)",
+    "data_repeats": "passes over the training images per epoch (for sets of a few dozen images)",
 }
 
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
@@ -207,6 +212,30 @@ def preset_defaults(name: str) -> str:
     return ", ".join(f"{key} {value}" for key, value in shown.items())
 
 
+@functools.cache
+def field_comments() -> dict[str, str]:
+    """The comment beside each Config field in its source, or the comment block right above it
+    (not a one-line section title): the help of fields that ``FIELD_HELP`` does not describe (yet)."""
+    comments, block = {}, []
+    for line in inspect.getsource(Config).splitlines():
+        text = line.strip()
+        field_line = re.match(r"(\w+): [^#]*?(?:#\s*(.*))?$", text)
+        if text.startswith("#"):
+            block.append(text.lstrip("# "))
+        elif field_line:
+            sentence = len(block) > 1 or bool(block) and block[0].endswith(".")  # not a section title
+            comments[field_line.group(1)] = field_line.group(2) or (" ".join(block) if sentence else "")
+            block = []
+        else:
+            block = []
+    return {name: text for name, text in comments.items() if text}
+
+
+def field_help(name: str) -> str:
+    """What field ``name`` means, for its option's help."""
+    return FIELD_HELP.get(name) or field_comments().get(name) or name.replace("_", " ")
+
+
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """``--preset``, ``--config``, ``--set`` and one named option per Config field, with help and defaults."""
     parser.add_argument("--preset", choices=sorted(PRESETS), help="the configuration every option overrides "
@@ -217,7 +246,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                         help="set any configuration field (repeatable, applied last), e.g. --set discriminator=dcgan")
     group = parser.add_argument_group("configuration fields (override the preset; default: the preset's value)")
     for f in option_fields():
-        description = f"{FIELD_HELP.get(f.name, f.name.replace('_', ' '))} (presets: {preset_defaults(f.name)})"
+        description = f"{field_help(f.name)} (presets: {preset_defaults(f.name)})"
         if field_type(f.name) is bool:
             group.add_argument(option_name(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
                                default=None, help=description)

@@ -12,7 +12,8 @@ import pytest
 
 from medgan_lib.__main__ import _parser, main
 from medgan_lib.config import Config, preset
-from medgan_lib.config_cli import CHOICES, field_type, option_fields, option_name, resolve_config
+from medgan_lib.config_cli import (CHOICES, field_comments, field_help, field_type, option_fields, option_name,
+                                   resolve_config)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -172,6 +173,14 @@ def test_help_gives_every_option_a_default_and_every_command_an_example(capsys):
     assert "(presets: cpu 600, paper 600, smoke 3)" in " ".join(out.split())  # --epochs
     code, out, _ = run_main(capsys, "generate", "--help")
     assert "(default: png)" in " ".join(out.split())
+
+
+def test_every_field_has_help_from_the_table_or_its_comment_in_config():
+    assert "the paper is 1" in field_comments()["width"]  # the comment beside the field
+    assert field_comments()["update_order"].startswith("Order of the two updates of a step")  # the block above
+    assert "epochs" not in field_comments()  # a one-line section title above it is not help
+    undocumented = [f.name for f in option_fields() if field_help(f.name) == f.name.replace("_", " ")]
+    assert not undocumented, f"add a comment beside these Config fields (or FIELD_HELP entries): {undocumented}"
 
 
 def test_compare_and_bench_are_subcommands(capsys):
