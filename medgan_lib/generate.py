@@ -43,6 +43,7 @@ from .phantom import LANDMARK_NAMES
 from .random_streams import STREAM_IDS, stream
 from .rundir import (
     generator_snapshot_dir,
+    generator_snapshot_path,
     load_weights_file,
     read_config,
     snapshot_epochs,
@@ -56,9 +57,9 @@ MANIFEST_FIELDS = ("file", "row", "run", "epoch", "seed", "latent_index", "weigh
 OWN_FILES = ("manifest.csv", "generation.json", "provenance.json", "config.json")  # replaced by --overwrite
 FILE_STEM = "synthetic"
 LATENT_STREAM = STREAM_IDS["evaluation_latents"]  # the stream evaluation draws its latent vectors from
-# Where a run keeps the weights meant for sampling, most preferred first: an exponential moving
-# average of the generator (when the run keeps one), else the trained generator.
-SAMPLING_SNAPSHOTS = (("ema", "generator_ema"), ("generator", "generator"))
+# A run that keeps an exponential moving average of G's weights (this Config field > 0) saves the
+# average as its generator snapshots, the weights meant for sampling.
+EMA_FIELD = "g_ema_decay"
 
 
 class GenerationError(RuntimeError):
@@ -87,7 +88,8 @@ class Generated:
 
 
 def sampling_snapshot(run_dir: str | os.PathLike, epoch: int | None = None) -> Snapshot:
-    """The snapshot of ``epoch`` (default: the last saved) that sampling should use (EMA if saved)."""
+    """The generator snapshot of ``epoch`` (default: the last saved): the weights the run saved for
+    sampling (``kind`` "ema" when the run keeps a weight average, which is what it saves then)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise GenerationError(f"no training run in {run_dir} (config.json missing)")
@@ -102,11 +104,8 @@ def sampling_snapshot(run_dir: str | os.PathLike, epoch: int | None = None) -> S
         epoch = saved[-1]
     elif epoch not in saved:
         raise GenerationError(f"{run_dir} has no generator snapshot for epoch {epoch}; saved: {saved}")
-    for kind, folder in SAMPLING_SNAPSHOTS:
-        path = run_dir / "checkpoints" / folder / f"epoch_{epoch:04d}.weights.h5"
-        if path.is_file():
-            return Snapshot(epoch, kind, path)
-    raise GenerationError(f"{run_dir}: the snapshot of epoch {epoch} disappeared while reading it")
+    kind = "ema" if getattr(read_config(run_dir), EMA_FIELD, 0.0) > 0 else "generator"
+    return Snapshot(epoch, kind, generator_snapshot_path(run_dir, epoch))
 
 
 def latent_stream(seed: int, n: int, latent_dim: int, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
