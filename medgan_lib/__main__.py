@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = _command(commands, "evaluate", "offline image-quality metrics of a run's generator snapshots")
     evaluate.add_argument("--run-dir", required=True, help="a training run directory")
-    evaluate.add_argument("--real", help="real images to compare with (data spec; default: the run's training data)")
+    evaluate.add_argument("--real", help="real images to compare with (data spec; default: the run's held-out images: "
+                          "the next phantom seed, or the part held out by --holdout at training time)")
     evaluate.add_argument("--epochs", type=_epoch_list, help="comma-separated snapshot epochs (default: all saved)")
     evaluate.add_argument("--n", type=int, help="generated and real images per epoch (default: all real, at most 1000)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the latent vectors, real subset and metrics "
@@ -158,7 +159,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_run, format_rows
 
     result = evaluate_run(args.run_dir, args.real, args.epochs, args.n, args.seed)
-    print(format_rows(result["per_epoch"]))
+    for warning in result["warnings"]:
+        print(warning)
+    print(f"real images: {result['real']['set']} - {result['real']['source']}")
+    print(format_rows(result["per_epoch"], result["reference"] and result["reference"]["row"]))
     print(f"wrote metrics.json (epoch {result['epoch']}), metrics_per_epoch.csv and .json in {args.run_dir}")
     return 0
 

@@ -8,10 +8,11 @@ number of G and D updates); wall time is reported beside it. The speed options o
 step (``TRAINING``) are pinned to the values the README's table was measured with, so the table
 does not move when a preset's speed choices change. Runs go one after the other into
 ``OUT/<variant>/`` (resumable, like any run), each is evaluated at its last epoch with
-:func:`medgan_lib.evaluation.evaluate_run` (weight-free metrics, ``n`` images, fixed seed), and
-``OUT/results.json`` and ``OUT/results.md`` get the table. On the phantom a reference row
-compares the real images with as many frames of another phantom seed: the metrics' floor at
-this sample size (what a perfect generator would score).
+:func:`medgan_lib.evaluation.evaluate_run` against the preset's held-out images (on the
+phantom: the phantom of the next seed; weight-free metrics, ``n`` images, fixed seed), and
+``OUT/results.json`` and ``OUT/results.md`` get the table. The reference row is the training
+images against the same held-out images at the same n: the metrics' floor at this sample size
+(what a generator reproducing the training distribution would score).
 
 The transfer variants need the MobileNet alpha 0.25 ImageNet file (``MEDGAN_WEIGHTS_DIR``); they
 use ``d_mode="transfer"`` and so stop with an error instead of silently training from scratch.
@@ -26,9 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import PRESETS, Config, preset
-from .data import load_images
-from .evaluation import evaluate_run, real_sample, summary_row
-from .metrics import evaluate_images
+from .evaluation import evaluate_run
 from .rundir import history_path, read_history, read_provenance
 from .runs import train
 from .tables import markdown_table as _markdown_table
@@ -41,7 +40,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "projected-diffaugment": {"discriminator": "projected", "d_mode": "transfer", "diff_augment": True},
 }
 TRAINING = {"update_order": "simultaneous", "mixed_precision": True}
-REFERENCE = "reference: real vs other phantom frames"
+REFERENCE = "reference: training vs held-out images"
 RUN_FIELDS = ("d_trainable", "d_frozen", "d_mode", "seconds_per_epoch", "d_loss", "g_loss")  # None for the reference
 COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
     ("variant", lambda r: r["variant"]),
@@ -75,15 +74,6 @@ def _row(name: str, run_dir: Path, metrics_row: dict[str, Any]) -> dict[str, Any
     }
 
 
-def reference_row(base: str, n: int, seed: int) -> dict[str, Any]:
-    """The metrics of ``n`` real phantom frames against ``n`` frames of the next phantom seed."""
-    config = preset(base)
-    images = [real_sample(load_images(config.data, config.image_size, config.channels, n_images=config.n_images,
-                                      seed=config.seed + offset).images, n, seed) for offset in (0, 1)]
-    metrics = evaluate_images(*images, seed=seed, inception=False)
-    return {"variant": REFERENCE, **summary_row(0, metrics), **dict.fromkeys(RUN_FIELDS)}
-
-
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The results as a markdown table (one row per variant, the reference last; "-": not applicable)."""
     return _markdown_table(rows, COLUMNS)
@@ -100,16 +90,18 @@ def compare(out_dir: str | Path, epochs: int, variants: list[str], base: str = "
         train(variant_config(name, base, epochs), run_dir, progress=progress)
         result = evaluate_run(run_dir, epochs=[epochs], n=n, seed=seed, inception=False, progress=False)
         rows.append(_row(name, run_dir, result["per_epoch"][-1]))
-    if preset(base).data.startswith("phantom"):
-        rows.append(reference_row(base, n, seed))
+    if result["reference"]:  # the same for every variant: same data, split and seed
+        rows.append({**result["reference"]["row"], "variant": REFERENCE, **dict.fromkeys(RUN_FIELDS)})
     n_real, n_fake = rows[0]["n_real"], rows[0]["n_fake"]
     command = (f"python -m medgan_lib.compare --out-dir {out_dir} --epochs {epochs} --preset {base} --n {n} "
                f"--seed {seed} --variants {','.join(variants)}")
     notes = (f"Preset {base} with {TRAINING}, {epochs} epochs each, only the discriminator differs; "
              f"metrics at epoch {epochs} "
-             f"on {n_fake} generated vs {n_real} real images (seed {seed}); SWD on Laplacian-pyramid patches, "
+             f"on {n_fake} generated vs {n_real} real images: {result['real']['set']}, {result['real']['source']} "
+             f"(seed {seed}); {' '.join(result['warnings'])} SWD on Laplacian-pyramid patches, "
              "MS-SSIM lower = more diverse (compare with real), precision/recall on 16x16 standardised pixels "
-             "(k = 3), memorised = share of generated images with Pearson r >= 0.95 to a training image. "
+             "(k = 3), memorised = share of generated images with Pearson r >= 0.95 to a training image "
+             "(reference row: training images with r >= 0.95 to a held-out image). "
              "No ImageNet Inception features offline, so no FID/KID.")
     table = markdown_table(rows)
     (out_dir / "results.json").write_text(json.dumps({"command": command, "notes": notes, "rows": rows}, indent=2))

@@ -38,6 +38,10 @@ class Config:
     data: str = "phantom"
     n_images: int | None = None  # phantom size, or a cap on a loaded set (None: all)
     channels: int = 3
+    # Share of a loaded set (folder/npz/MedMNIST: files or rows) held out of training for evaluation,
+    # split deterministically by name; 0 trains on everything. The phantom's held-out images are
+    # another phantom seed whatever the value, so it never changes a phantom run's training data.
+    holdout: float = 0.0
     # generator (paper section 2.2, Table 1)
     latent_dim: int = 1024
     start_size: int = 4
@@ -105,6 +109,8 @@ class Config:
         for name in ("epochs", "batch_size", "latent_dim", "start_size", "levels", "width", "data_repeats"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
         if not 0.0 < self.real_label <= 1.0:
             raise ValueError(f"real_label must be in (0, 1], got {self.real_label}")
 

@@ -40,6 +40,8 @@ FIELD_HELP: dict[str, str] = {
     "data": "training images: phantom[:N] | npz:PATH[#split] | folder:PATH | medmnist:NAME[@SIZE]",
     "n_images": "phantom size, or a cap on a loaded set (none: all images)",
     "channels": "image channels: 1 (grayscale) or 3 (RGB)",
+    "holdout": ("share of a folder/npz/MedMNIST set held out of training, for evaluate (e.g. 0.2; 0: none); "
+                "the phantom's held-out images are another phantom seed whatever the value"),
     "latent_dim": "generator latent vector length",
     "start_size": "side of the generator's first feature map (image side = start_size * 2**levels)",
     "start_channels": "channels of the generator's first feature map",

@@ -72,7 +72,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import tensorflow as tf
 
-from .holdout import Split, holdout_mask, keys_digest
+from .holdout import PARTS, Split, holdout_mask, keys_digest
 from .npz_archive import ArchiveError, ArrayHeader, NpzArchive
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("medgan")
 
 DEFAULT_PHANTOM_COUNT = 2000
+PHANTOM_HOLDOUT_SEED_OFFSET = 1  # the phantom's held-out images: the phantom of seed + 1
 # 40 megapixels: above any common radiograph (a full-field mammogram is about 4096 x 5120 = 21 Mpx),
 # below Pillow's decompression-bomb warning (89.5 Mpx); decoding one such image peaks near 1 GB.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -211,6 +212,7 @@ class _Job:
     frame_step: int = 1  # multi-frame DICOM: every k-th frame from the first; 0 = the middle frame only
     voi: bool = False  # apply the DICOM modality LUT, then the file's window / VOI LUT
     split: Split | None = None
+    part: str = "train"  # the part requested (the phantom has a held-out part also without a split)
     split_record: dict | None = None  # filled by the loader that applies the split
     events: Counter = field(default_factory=Counter)  # note text -> number of images
     sizes: Counter = field(default_factory=Counter)  # original (h, w) -> count
@@ -263,9 +265,11 @@ def load_images(
     ``holdout`` > 0 splits the data (see :mod:`medgan_lib.holdout`) and returns ``part``, "train"
     or "holdout": for folders a fraction of the files (all frames of a file stay together), for
     npz/MedMNIST a fraction of the selected rows, ranked with ``split_seed``; ``n_images`` then
-    caps the returned part. The phantom's training part is the unsplit phantom (frames 0 to N-1
-    of ``seed``) and its held-out part as many of the frames after them (N to 2N-1; pass the run's
-    ``n_images``). The split is recorded in :attr:`ImageSet.split` and in the notes.
+    caps the returned part. The phantom is unlimited, so its training part is the unsplit phantom
+    of ``seed`` whatever ``holdout`` is, and its held-out part (``part="holdout"``, also with
+    ``holdout`` 0) is as many frames of the phantom of seed ``seed + 1``
+    (:data:`PHANTOM_HOLDOUT_SEED_OFFSET`). The split is recorded in :attr:`ImageSet.split` and in
+    the notes.
     """
     if image_size < 1:
         raise DataError(f"image_size must be a positive integer, got {image_size}")
@@ -278,16 +282,18 @@ def load_images(
     if loader is None:
         hint = f" (did you mean folder:{spec}?)" if Path(spec).expanduser().is_dir() else ""
         raise DataError(f"unknown dataset spec {spec!r}{hint}; valid specs: {', '.join(VALID_SPECS)}")
+    if part not in PARTS:
+        raise DataError(f"{spec}: part must be one of {PARTS}, got {part!r}")
     if holdout:
         try:
             split = Split(float(holdout), split_seed, part)
         except ValueError as exc:
             raise DataError(f"{spec}: {exc}") from exc
-    elif part != "train":
+    elif part == "holdout" and loader is not _load_phantom:
         raise DataError(f"{spec}: part={part!r} needs a held-out split (holdout > 0)")
     else:
         split = None
-    job = _Job(image_size, channels, n_images, seed, split=split)
+    job = _Job(image_size, channels, n_images, seed, split=split, part=part)
     unit, source, metadata = loader(arg.strip(), job)
     if len(unit) == 0:
         limit = f" with n_images={n_images}" if n_images is not None else ""
@@ -357,7 +363,7 @@ def _load_phantom(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:
     else:
         count = DEFAULT_PHANTOM_COUNT if job.n_images is None else job.n_images
     keep = count if job.n_images is None else min(count, job.n_images)
-    first = 0 if job.split is None else _phantom_part_start(count, keep, job)
+    seed = _phantom_part_seed(keep, job) if job.split or job.part == "holdout" else job.seed
     if keep < count:
         note = _cap_note(f"phantom:{count}", count, keep, "frames", "in frame order", job.n_images, "rendered")
         job.extra.append(note)
@@ -365,7 +371,7 @@ def _load_phantom(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:
         return np.zeros((0, job.image_size, job.image_size, job.channels), np.float32), "phantom", {}
     from medgan_lib.phantom import make_phantom
 
-    phantom = make_phantom(keep, job.image_size, job.seed, first=first)  # frame i does not depend on the count
+    phantom = make_phantom(keep, job.image_size, seed)  # frame i does not depend on the count
     pixels = np.asarray(phantom.images, np.float32)
     _check_finite(pixels, "phantom images")
     unit = _shape_batch(np.clip(pixels, 0.0, 1.0)[..., None], job)
@@ -373,30 +379,31 @@ def _load_phantom(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:
         "params": list(phantom.params[:keep]),
         "landmarks": {name: np.asarray(points)[:keep].tolist() for name, points in phantom.landmarks.items()},
     }
-    frames = f", frames {first}-{first + keep - 1}" if first else ""
-    source = f"phantom (procedural X-ray aortography, NOT patient data): {keep} images, seed {job.seed}{frames}"
+    source = f"phantom (procedural X-ray aortography, NOT patient data): {keep} images, seed {seed}"
     return unit, source, metadata
 
 
-def _phantom_part_start(count: int, keep: int, job: _Job) -> int:
-    """The first frame of the requested split part; records the split (the phantom is unlimited).
+def _phantom_part_seed(keep: int, job: _Job) -> int:
+    """The phantom seed of the requested part (held out: ``seed + 1``); records the split.
 
-    The training part is frames 0 to keep-1, as without a split; the held-out part is ``keep``
-    frames from frame ``count`` on, which no training set of ``count`` frames contains. (Another
-    seed would not guarantee that: numpy's SeedSequence ignores trailing zero words, so
-    default_rng([seed + 2**32, 0]) equals default_rng([seed, 1]).)
+    Frame i of seed s is drawn from ``default_rng([s, i])``, so the frames of two seeds below
+    2**32 - 1 are different draws and no held-out frame is a training frame; the training part is
+    not reduced (the phantom is unlimited). Larger seeds are refused: numpy's SeedSequence splits
+    them into 32-bit words, where ``[s + 1, i]`` could alias another seed's frame.
     """
-    split = job.split
+    if not 0 <= job.seed < 2**32 - 1:
+        raise DataError(f"phantom: a held-out part needs a seed in [0, 2**32 - 2], got {job.seed}")
+    held_seed = job.seed + PHANTOM_HOLDOUT_SEED_OFFSET
     job.split_record = {
-        "fraction": split.fraction, "part": split.part, "unit": "phantom frame", "seed": job.seed,
-        "train_frames": [0, keep - 1], "holdout_frames": [count, count + keep - 1],
+        "fraction": job.split.fraction if job.split else 0.0, "part": job.part, "unit": "phantom frame",
+        "seed": job.seed, "holdout_seed": held_seed, "frames": keep,
     }
     job.extra.append(
-        f"held-out split: the phantom's held-out images are frames {count}-{count + keep - 1} of seed {job.seed}, "
-        f"after the training frames 0-{keep - 1}, so none is a training frame; the training set is not reduced. "
-        f"This is the {split.part} part"
+        f"held-out split: the phantom's held-out images are {keep} frames of seed {held_seed}, the training "
+        f"images {keep} frames of seed {job.seed}, so none is a training frame; the training set is not reduced. "
+        f"This is the {job.part} part"
     )
-    return count if split.part == "holdout" else 0
+    return held_seed if job.part == "holdout" else job.seed
 
 
 def _load_npz(arg: str, job: _Job) -> tuple[np.ndarray, str, dict]:

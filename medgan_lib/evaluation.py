@@ -1,12 +1,18 @@
 """Evaluate a run's generator snapshots with the offline metrics of :mod:`medgan_lib.metrics`.
 
 ``python -m medgan_lib evaluate --run-dir R`` (or :func:`evaluate_run`) loads the run's
-configuration and real images (or another data spec), and for every requested snapshot epoch
-loads ``checkpoints/generator/epoch_NNNN.weights.h5``, generates ``n`` images from latent
-vectors that depend only on ``seed`` (the same vectors at every epoch), and compares them with
-``n`` real images by :func:`medgan_lib.metrics.evaluate_images`. It writes into the run dir:
+configuration and its held-out real images (:mod:`medgan_lib.real_sets`: images the run never
+trained on; or another data spec), and for every requested snapshot epoch loads
+``checkpoints/generator/epoch_NNNN.weights.h5``, generates ``n`` images from latent vectors that
+depend only on ``seed`` (the same vectors at every epoch), and compares them with ``n`` held-out
+images by :func:`medgan_lib.metrics.evaluate_images`. Memorisation is measured against all
+training images. The reference is the training images against the same held-out images at the
+same n: what a generator that reproduces the training distribution exactly would score. A run
+without held-out images is compared with its training images, with a warning. It writes into the
+run dir:
 
-* ``metrics.json``: every metric of the last evaluated epoch, sample counts beside each value;
+* ``metrics.json``: every metric of the last evaluated epoch, sample counts beside each value,
+  which real images were used and the reference;
 * ``metrics_per_epoch.csv``: one row per epoch (the main numbers and their sample counts);
 * ``metrics_per_epoch.json``: the full metrics of every epoch;
 * ``tensorboard/evaluation/``: the per-epoch numbers as TensorBoard scalars.
@@ -18,6 +24,7 @@ precision and recall fall as n shrinks): compare values only at equal n.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -25,10 +32,11 @@ from typing import Any
 import numpy as np
 
 from .config import Config
-from .metrics import evaluate_images
+from .metrics import closest_pairs, evaluate_images, memorisation_rate, nearest_training_neighbours
 from .pretrained import WeightsUnavailable, resolve_imagenet_weights
 from .progress import progress_bar_class
 from .random_streams import STREAM_IDS, stream
+from .real_sets import NO_HELDOUT, NO_HELDOUT_WARNING, heldout_images, training_images
 from .rundir import (
     config_path,
     generator_snapshot_path,
@@ -55,6 +63,14 @@ CSV_FIELDS = (
 )
 
 
+REFERENCE = "reference: training images vs the same real images, equal n"
+MEMORISATION_NOTE = (
+    "memorisation_rate, max/median_nn_correlation: each generated image's nearest TRAINING image (Pearson r, "
+    "all training images); nearest_real: its nearest image of the real set compared with."
+)
+log = logging.getLogger("medgan")
+
+
 class EvaluationError(RuntimeError):
     """A run that cannot be evaluated as asked (no run, no snapshots, unknown epochs)."""
 
@@ -67,10 +83,21 @@ def real_sample(images: np.ndarray, n: int, seed: int) -> np.ndarray:
     return images[keep]
 
 
-def summary_row(epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
+def nearest_training(fake: np.ndarray, training: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Each generated image's nearest training image (Pearson r): the memorisation check."""
+    indices, scores = nearest_training_neighbours(fake, training)
+    return {
+        "memorisation_rate": memorisation_rate(scores, threshold), "threshold": threshold,
+        "max_correlation": float(scores.max()), "median_correlation": float(np.median(scores)),
+        "closest_pairs": closest_pairs(indices, scores, 5), "n_training": len(training), "n_fake": len(fake),
+    }
+
+
+def summary_row(epoch: int | str, metrics: dict[str, Any]) -> dict[str, Any]:
     """The ``metrics_per_epoch.csv`` row of one epoch (FID/KID empty when unavailable; SWD per
-    pyramid level, finest first, and the level sizes as ";"-separated text)."""
-    pr, near = metrics["precision_recall"], metrics["nearest_real"]
+    pyramid level, finest first, and the level sizes as ";"-separated text). Memorisation is
+    against the training images where measured (``nearest_training``), else against the real set."""
+    pr, near = metrics["precision_recall"], metrics.get("nearest_training", metrics["nearest_real"])
     fid, kid = metrics.get("fid", {}), metrics.get("kid", {})
     return {
         "epoch": epoch, "n_real": metrics["n_real"], "n_fake": metrics["n_fake"],
@@ -122,11 +149,13 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Evaluate the run's generator snapshots and write the metrics files (see module docstring).
 
-    ``real``: data spec of the real images (default: the run's training data, same size, channels,
-    cap and seed); ``epochs``: snapshot epochs (default: all saved); ``n``: generated images per
-    epoch and real images (default: all real images, at most 1000; fewer real ones than ``n``
-    are all used); ``inception``: FID/KID too when InceptionV3 weights are found locally.
-    Returns the content of ``metrics.json`` with the per-epoch rows under ``"per_epoch"``.
+    ``real``: data spec of the real images (default: the run's held-out images, see
+    :mod:`medgan_lib.real_sets`; without any, the training images and a warning); ``epochs``:
+    snapshot epochs (default: all saved); ``n``: generated images per epoch and real images
+    (default: all real images, at most 1000; fewer real ones than ``n`` are all used);
+    ``inception``: FID/KID too when InceptionV3 weights are found locally. Returns the content
+    of ``metrics.json`` with the per-epoch rows under ``"per_epoch"`` and the reference row under
+    ``"reference"`` (None when the real images are the training images).
     """
     from .data import load_images
     from .generator import build_generator
@@ -136,13 +165,21 @@ def evaluate_run(
         raise EvaluationError(f"no training run in {run_dir} (config.json missing)")
     config = read_config(run_dir)
     chosen = _epochs_to_evaluate(run_dir, config, epochs)
-    spec = real or config.data
-    images = load_images(spec, config.image_size, config.channels, n_images=None if real else config.n_images,
-                         seed=config.seed)
+    training = training_images(config)
+    warnings = []
+    if real:
+        images, real_set = load_images(real, config.image_size, config.channels, seed=config.seed), f"given: {real}"
+    else:
+        images, real_set = heldout_images(config), "held-out images (never trained on)"
+        if images is None:
+            images, real_set = training, NO_HELDOUT
+            warnings.append(NO_HELDOUT_WARNING)
+            log.warning(NO_HELDOUT_WARNING)
     n = min(len(images.images), DEFAULT_MAX_N) if n is None else n
     if n < 4:
         raise EvaluationError(f"n must be >= 4 (k-NN precision/recall with k = 3), got {n}")
     real_images = real_sample(images.images, n, seed)
+    reference = None if images is training else reference_metrics(training.images, real_images, seed)
     z = latent_batch(seed, n, config.latent_dim)
     use_inception, inception_reason = _inception_status() if inception else (False, "disabled")
 
@@ -150,7 +187,9 @@ def evaluate_run(
     per_epoch: dict[int, dict[str, Any]] = {}
     for epoch in progress_bar_class()(chosen, desc="evaluate", unit="epoch", disable=not progress):
         load_weights_file(generator, generator_snapshot_path(run_dir, epoch))
-        metrics = evaluate_images(real_images, generate_images(generator, z), seed=seed, inception=use_inception)
+        fake = generate_images(generator, z)
+        metrics = evaluate_images(real_images, fake, seed=seed, inception=use_inception)
+        metrics["nearest_training"] = nearest_training(fake, training.images, metrics["nearest_real"]["threshold"])
         if not use_inception:
             metrics["inception"] = {"available": False, "reason": inception_reason}
         per_epoch[epoch] = metrics
@@ -161,12 +200,16 @@ def evaluate_run(
         "run_dir": str(run_dir.resolve()),
         "epoch": final,
         "seed": seed,
-        "real": {"spec": spec, "source": images.source, "n_available": len(images.images),
-                 "n_used": len(real_images)},
+        "real": {"set": real_set, "spec": images.spec, "source": images.source, "split": images.split,
+                 "fingerprint": images.fingerprint, "n_available": len(images.images), "n_used": len(real_images)},
+        "training": {"fingerprint": training.fingerprint, "n": len(training.images)},
+        "warnings": warnings,
+        "reference": reference and {"description": REFERENCE, "row": summary_row("reference", reference),
+                                    "metrics": reference},
         "n_fake": n,
         "latent": f"numpy default_rng([{seed}, {STREAM_IDS['evaluation_latents']}]) standard normal, the same {n} vectors at every epoch",
         "generator": "float32, inference mode",
-        "notes": [SMALL_SAMPLE_NOTE],
+        "notes": [SMALL_SAMPLE_NOTE, MEMORISATION_NOTE],
         "metrics": per_epoch[final],
     }
     write_atomic(run_dir / "metrics.json", json.dumps(record, indent=2))
@@ -178,8 +221,20 @@ def evaluate_run(
     return {**record, "per_epoch": rows}
 
 
-def format_rows(rows: list[dict[str, Any]]) -> str:
-    """The main per-epoch numbers as a text table for the terminal."""
+def reference_metrics(training: np.ndarray, real: np.ndarray, seed: int) -> dict[str, Any]:
+    """Training images against the real images at equal n (as many as both have; weight-free).
+
+    Its memorisation numbers are the training images' nearest real images: a held-out image that
+    nearly duplicates a training image shows up there.
+    """
+    n = min(len(training), len(real))
+    return evaluate_images(real_sample(real, n, seed), real_sample(training, n, seed), seed=seed, inception=False)
+
+
+def format_rows(rows: list[dict[str, Any]], reference: dict[str, Any] | None = None) -> str:
+    """The main per-epoch numbers as a text table for the terminal, the reference row (``summary_row``
+    of :func:`reference_metrics`) last if given."""
+    rows = rows + ([reference] if reference else [])
     sizes = rows[0]["swd_resolutions"].replace(";", " / ")
     table = [{
         "epoch": r["epoch"], "n_real": r["n_real"], "n_fake": r["n_fake"], "SWD x1e3": f"{r['swd']:.1f}",

@@ -233,21 +233,19 @@ def sample_phantom_params(rng: np.random.Generator, valve_probability: float = 0
     return params
 
 
-def make_phantom(
-    n: int, size: int = 64, seed: int = 0, *, valve_probability: float = 0.5, first: int = 0
-) -> PhantomSet:
-    """Render ``n`` phantom frames of ``size`` x ``size``: frames ``first`` to ``first + n - 1``.
+def make_phantom(n: int, size: int = 64, seed: int = 0, *, valve_probability: float = 0.5) -> PhantomSet:
+    """Render ``n`` phantom frames of ``size`` x ``size``.
 
     Frame i is drawn from ``np.random.default_rng([seed, i])``, so it does not depend on ``n``;
     ``valve_probability`` is the chance that a frame shows the valve frame and delivery system.
     """
-    if n < 0 or size < 8 or first < 0:
-        raise ValueError(f"need n >= 0, size >= 8 and first >= 0, got n={n}, size={size}, first={first}")
+    if n < 0 or size < 8:
+        raise ValueError(f"need n >= 0 and size >= 8, got n={n}, size={size}")
     images = np.empty((n, size, size), dtype=np.float32)
     params: list[dict] = []
     landmarks = {name: np.full((n, 2), np.nan, dtype=np.float32) for name in LANDMARK_NAMES}
     for i in range(n):
-        p = sample_phantom_params(np.random.default_rng([seed, first + i]), valve_probability)
+        p = sample_phantom_params(np.random.default_rng([seed, i]), valve_probability)
         images[i], marks = _render(p, size)
         params.append(p)
         for name, xy in marks.items():

@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from . import __version__
 from .config import Config
-from .data import ImageSet, check_training_set, load_images, make_dataset
+from .data import ImageSet, check_training_set, make_dataset
 from .discriminator import DiscriminatorInfo, build_discriminator
 from .figures import save_sample_grid
 from .checkpoints import Checkpoints
@@ -34,6 +34,7 @@ from .gan import GAN, make_optimizers, precision_policy
 from .generator import build_generator
 from .landmarks import training_arrays
 from .random_streams import stream
+from .real_sets import split_record, training_images
 from .rundir import (
     HISTORY_FIELDS,
     config_differences,
@@ -123,6 +124,7 @@ def _provenance(run_dir: Path, config: Config, images: ImageSet, d_info: Discrim
                 "fingerprint": images.fingerprint,
                 "n_images": int(images.images.shape[0]),
                 "notes": list(images.notes),
+                "split": split_record(config, images),
             },
             "sessions": [],
         }
@@ -196,7 +198,7 @@ def train(
     if deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    images = load_images(config.data, config.image_size, config.channels, n_images=config.n_images, seed=config.seed)
+    images = training_images(config)
     check_training_set(images, config)
     arrays = np.concatenate([training_arrays(images, config)] * config.data_repeats)
     log.info("data: %s", images.source)

@@ -66,7 +66,7 @@ def other_value(name: str, current):
     if name == "channels":
         return "3" if current == 1 else "1"
     if kind is float:
-        return repr(current / 2)
+        return repr(current / 2 if current else 0.25)
     if kind is int or int in typing.get_args(kind):  # int, or int | None
         return str((current or 1) + 1)
     if name == "notes":
@@ -132,6 +132,7 @@ def test_dry_run_prints_the_resolved_config_and_leaves_the_run_dir_alone(capsys,
     (["--epochs", "0"], "error: --epochs: must be >= 1, got 0"),
     (["--set", "real_label=1.5"], "error: --set real_label=1.5: must be in (0, 1], got 1.5"),
     (["--channels", "2"], "error: --channels: must be 1 or 3, got 2"),
+    (["--holdout", "1"], "error: --holdout: must be in [0, 1), got 1.0"),
     (["--epoch", "3"], "error: unrecognized arguments: --epoch 3"),
 ])
 def test_bad_train_options_are_one_error_line_naming_the_option(capsys, options, message):

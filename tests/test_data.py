@@ -652,17 +652,21 @@ def test_npz_holdout_rows(tmp_path):
     assert rows(load_images(f"npz:{path}", 16, holdout=0.2, part="holdout")) == rows(held)
 
 
-def test_phantom_holdout_is_frames_after_the_training_ones():
+def test_phantom_holdout_is_the_phantom_of_the_next_seed_whatever_the_fraction():
     plain = load_images("phantom:6", 16, seed=3)
     train = load_images("phantom:6", 16, seed=3, holdout=0.2)
     held = load_images("phantom:6", 16, seed=3, holdout=0.2, part="holdout")
     assert train.fingerprint == plain.fingerprint  # the training set is not reduced
     assert held.images.shape == plain.images.shape
     assert held.split == {**train.split, "part": "holdout"}
-    assert held.split["holdout_frames"] == [6, 11] and "seed 3, frames 6-11" in held.source
-    np.testing.assert_array_equal(held.images, load_images("phantom:12", 16, seed=3).images[6:])
+    assert held.split["holdout_seed"] == 4 and "6 images, seed 4" in held.source
+    np.testing.assert_array_equal(held.images, load_images("phantom:6", 16, seed=4).images)
+    unsplit_held = load_images("phantom:6", 16, seed=3, part="holdout")  # no fraction: the same held-out frames
+    assert unsplit_held.fingerprint == held.fingerprint and unsplit_held.split["fraction"] == 0.0
     distance = np.abs(held.images[:, None] - plain.images[None]).reshape(6, 6, -1).max(axis=-1)
     assert distance.min() > 0.1  # no held-out frame equals a training frame
+    with pytest.raises(DataError, match="seed in"):
+        load_images("phantom:6", 16, seed=2**32 - 1, part="holdout")
 
 
 def test_holdout_mask_adding_a_file_moves_at_most_one_other():
