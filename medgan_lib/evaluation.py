@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config
-from .metrics import closest_pairs, evaluate_images, memorisation_rate, nearest_training_neighbours
+from .metrics import evaluate_images, nearest_images
 from .pretrained import WeightsUnavailable, resolve_imagenet_weights
 from .progress import progress_bar_class
 from .random_streams import STREAM_IDS, stream
@@ -81,16 +81,6 @@ def real_sample(images: np.ndarray, n: int, seed: int) -> np.ndarray:
         return images
     keep = np.sort(stream(seed, "real_subset").choice(len(images), n, replace=False))
     return images[keep]
-
-
-def nearest_training(fake: np.ndarray, training: np.ndarray, threshold: float) -> dict[str, Any]:
-    """Each generated image's nearest training image (Pearson r): the memorisation check."""
-    indices, scores = nearest_training_neighbours(fake, training)
-    return {
-        "memorisation_rate": memorisation_rate(scores, threshold), "threshold": threshold,
-        "max_correlation": float(scores.max()), "median_correlation": float(np.median(scores)),
-        "closest_pairs": closest_pairs(indices, scores, 5), "n_training": len(training), "n_fake": len(fake),
-    }
 
 
 def summary_row(epoch: int | str, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +179,7 @@ def evaluate_run(
         load_weights_file(generator, generator_snapshot_path(run_dir, epoch))
         fake = generate_images(generator, z)
         metrics = evaluate_images(real_images, fake, seed=seed, inception=use_inception)
-        metrics["nearest_training"] = nearest_training(fake, training.images, metrics["nearest_real"]["threshold"])
+        metrics["nearest_training"] = nearest_images(fake, training.images)
         if not use_inception:
             metrics["inception"] = {"available": False, "reason": inception_reason}
         per_epoch[epoch] = metrics

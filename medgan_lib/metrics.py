@@ -61,6 +61,7 @@ __all__ = [
     "nearest_training_neighbours",
     "memorisation_rate",
     "closest_pairs",
+    "nearest_images",
     "evaluate_images",
 ]
 
@@ -521,6 +522,17 @@ def closest_pairs(indices: np.ndarray, scores: np.ndarray, top: int = 8) -> list
 # ----------------------------------------------------------------------------- bundle
 
 
+def nearest_images(fake: np.ndarray, real: np.ndarray, threshold: float = NEAR_DUPLICATE_THRESHOLD) -> dict[str, Any]:
+    """Each fake image's nearest ``real`` image by Pearson r: the share at or above ``threshold``
+    (memorisation when ``real`` is the training set), max and median r, the 5 closest pairs."""
+    indices, scores = nearest_training_neighbours(fake, real)
+    return {
+        "memorisation_rate": memorisation_rate(scores, threshold), "threshold": threshold,
+        "max_correlation": float(scores.max()), "median_correlation": float(np.median(scores)),
+        "closest_pairs": closest_pairs(indices, scores, 5), "n_real": len(real), "n_fake": len(fake),
+    }
+
+
 def evaluate_images(
     real: np.ndarray,
     fake: np.ndarray,
@@ -551,12 +563,7 @@ def evaluate_images(
     result["ms_ssim_real"] = ms_ssim_diversity(real, n_pairs, seed)
     pr = precision_recall(pixel_features(real, feature_size), pixel_features(fake, feature_size), k)
     result["precision_recall"] = {**pr, "features": PIXEL_FEATURES_DESCRIPTION.format(s=feature_size)}
-    indices, scores = nearest_training_neighbours(fake, real)
-    result["nearest_real"] = {
-        "memorisation_rate": memorisation_rate(scores, threshold), "threshold": threshold,
-        "max_correlation": float(scores.max()), "median_correlation": float(np.median(scores)),
-        "closest_pairs": closest_pairs(indices, scores, 5), "n_real": n_real, "n_fake": n_fake,
-    }
+    result["nearest_real"] = nearest_images(fake, real, threshold)
     if not inception:
         result["inception"] = {"available": False, "reason": "disabled (inception=False)"}
         return result

@@ -69,7 +69,7 @@ def test_evaluate_compares_with_the_held_out_rows_and_a_reference_at_equal_n(hol
     assert record["real"]["set"].startswith("held-out") and record["real"]["n_used"] == 12 and not record["warnings"]
     reference = record["reference"]["row"]
     assert reference["n_real"] == reference["n_fake"] == record["per_epoch"][-1]["n_real"] == 12
-    assert record["metrics"]["nearest_training"]["n_training"] == 48  # memorisation: against every training image
+    assert record["metrics"]["nearest_training"]["n_real"] == 48  # memorisation: against every training image
     assert json.loads((holdout_run / "metrics.json").read_text())["reference"]["row"] == reference
 
 
