@@ -139,10 +139,10 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def history_csv(rows: list[dict]) -> str:
+def history_csv(rows: list[dict], fields: tuple[str, ...] = HISTORY_FIELDS) -> str:
     """``history.csv`` text of ``rows`` (floats written exactly, by ``repr``)."""
-    return csv_text([{k: repr(row[k]) if isinstance(row[k], float) else row[k] for k in HISTORY_FIELDS}
-                     for row in rows], HISTORY_FIELDS)
+    return csv_text([{k: repr(row[k]) if isinstance(row[k], float) else row[k] for k in fields}
+                     for row in rows], fields)
 
 
 def read_history(path: Path) -> list[dict]:

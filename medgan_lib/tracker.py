@@ -27,12 +27,10 @@ an uninterrupted run gives.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +38,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from .checkpoints import PublishedStates
 from .landmarks import stack_landmarks, visible
 from .phantom import LANDMARK_NAMES, PhantomSet
-from .rundir import write_atomic
+from .rundir import checkpoints_dir, history_csv, history_path, read_history, write_atomic
 
 AUGMENTATIONS = ("flip", "shift", "intensity")
 MAX_SHIFT = 4  # pixels, each axis
@@ -323,48 +322,16 @@ def mean_position_baseline(train: LabelledFrames, test: LabelledFrames) -> dict[
 # ----------------------------------------------------------------------------- run directory
 
 
-class _TrackerCheckpoints:
-    """Model and optimizer after an epoch in ``run_dir/checkpoints``, published through ``latest.json``."""
-
-    def __init__(self, run_dir: Path, model: tf.keras.Model) -> None:
-        self.dir = run_dir / "checkpoints"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-        self.pointer = self.dir / "latest.json"
-
-    def save(self, epoch: int, history: list[dict]) -> None:
-        final, tmp = self.dir / f"epoch_{epoch:04d}", self.dir / f".tmp_epoch_{epoch:04d}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        self.checkpoint.write(str(tmp / "state"))
-        write_atomic(tmp / "history.csv", _history_text(history))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        write_atomic(self.pointer, json.dumps({"epoch": epoch, "dir": final.name}))
-        for old in sorted(self.dir.glob("epoch_*"))[:-1]:
-            shutil.rmtree(old)
-
-    def restore(self) -> list[dict]:
-        """Load the published state; returns the history up to it (empty for a new run)."""
-        if not self.pointer.exists():
-            return []
-        state = self.dir / json.loads(self.pointer.read_text())["dir"]
-        self.checkpoint.read(str(state / "state")).assert_existing_objects_matched()
-        return read_tracker_history(state)
+def _checkpoints(run_dir: Path, model: tf.keras.Model) -> PublishedStates:
+    """Model and optimizer after an epoch in ``run_dir/checkpoints`` (the last one kept)."""
+    state = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    return PublishedStates(checkpoints_dir(run_dir), state, HISTORY_FIELDS, keep=1)
 
 
-def _history_text(rows: list[dict]) -> str:
-    lines = [",".join(HISTORY_FIELDS)] + [",".join(repr(r[k]) for k in HISTORY_FIELDS) for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def read_tracker_history(directory: str | os.PathLike) -> list[dict]:
-    """``history.csv`` of a tracker run (or of one of its checkpoints) as rows; empty if missing."""
-    path = Path(directory) / "history.csv"
-    if not path.exists():
-        return []
-    with open(path) as f:
-        return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+def read_tracker_history(run_dir: str | os.PathLike) -> list[dict]:
+    """``history.csv`` of a tracker run as rows; empty if missing."""
+    path = history_path(run_dir)
+    return read_history(path) if path.exists() else []
 
 
 def _check_run(run_dir: Path, record: dict) -> None:
@@ -383,7 +350,7 @@ def load_tracker(run_dir: str | os.PathLike) -> tf.keras.Model:
     run_dir = Path(run_dir)
     config = TrackerConfig.from_dict(json.loads((run_dir / "config.json").read_text())["config"])
     model = new_tracker(config)
-    _TrackerCheckpoints(run_dir, model).restore()
+    _checkpoints(run_dir, model).restore()
     return model
 
 
@@ -418,7 +385,7 @@ def train_tracker(config: TrackerConfig, frames: LabelledFrames, run_dir: str | 
         model = new_tracker(config)
     else:
         model = reinitialise(reuse, config)
-    checkpoints = _TrackerCheckpoints(run_dir, model)
+    checkpoints = _checkpoints(run_dir, model)
     history = checkpoints.restore()
     start = len(history)
     last = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
@@ -429,5 +396,5 @@ def train_tracker(config: TrackerConfig, frames: LabelledFrames, run_dir: str | 
                "seconds": round(time.perf_counter() - began, 3)}
         history.append(row)
         checkpoints.save(epoch, history)
-        write_atomic(run_dir / "history.csv", _history_text(history))
+        write_atomic(history_path(run_dir), history_csv(history, HISTORY_FIELDS))
     return model

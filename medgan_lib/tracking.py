@@ -343,3 +343,89 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ----------------------------------------------------------------------------- notebook 08
+
+NOTEBOOK_SETTINGS = {
+    # make test (nbval): seconds to a minute
+    "smoke": Settings(n_real=(16,), seeds=(0,), n_synthetic=16, n_test=16, gan_steps=2, tracker_steps=4,
+                      scale="smoke"),
+    # make reproduce: the size measured in the README (the full setting is the command's default)
+    "cpu": Settings(n_real=(32,), seeds=(0,), n_synthetic=500, n_test=500, gan_steps=48, tracker_steps=100),
+}
+
+
+def notebook_settings(preset: str, seed: int | None = None) -> Settings:
+    """The experiment notebook 08 runs for a preset (``smoke`` for nbval, else the ``cpu`` size)."""
+    settings = NOTEBOOK_SETTINGS["smoke" if preset == "smoke" else "cpu"]
+    return settings if seed is None else dataclasses.replace(settings, seeds=(int(seed),))
+
+
+def load_or_run(settings: Settings, out_dir: str | os.PathLike) -> tuple[list[dict], list[dict], dict]:
+    """(results rows, faithfulness rows, record) of the experiment in ``out_dir``: read when it
+    finished with these settings, else run (its GAN and tracker runs resume)."""
+    import csv
+
+    out = Path(out_dir)
+    wanted = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(settings).items()}
+    record_path = out / "experiment.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else None
+    expected = [[n, s] for n in settings.n_real for s in settings.seeds]
+    if record is None or record["settings"] != wanted or record.get("done") != expected:
+        record = run_experiment(settings, out, log=lambda *_: None)
+
+    def read(name: str) -> list[dict]:
+        with open(out / name) as f:
+            return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+    return read("results.csv"), read("faithfulness.csv"), record
+
+
+def _number(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def labelled_frames_figure(frames: LabelledFrames, title: str, columns: int = 4):
+    """Frames with their landmarks drawn (one marker per landmark; absent ones not drawn)."""
+    from .figures import new_figure
+    from .phantom import LANDMARK_NAMES
+
+    rows = math.ceil(len(frames) / columns)
+    fig = new_figure(2.0 * columns, 2.0 * rows + 0.6)
+    markers = ("o", "s", "^", "<", ">")
+    for i in range(len(frames)):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        ax.imshow((frames.images[i, ..., 0] + 1) / 2, cmap="gray", vmin=0, vmax=1)
+        for k, name in enumerate(LANDMARK_NAMES):
+            if frames.present[i, k]:
+                ax.plot(*frames.xy[i, k], markers[k % len(markers)], markersize=5, markerfacecolor="none",
+                        markeredgewidth=1.2, label=name if i == 0 else None)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(f"frame {i}", fontsize=7)
+    fig.suptitle(title)
+    fig.legend(loc="lower center", ncol=len(LANDMARK_NAMES), fontsize=7)
+    return fig
+
+
+def verdict(rows: list[dict], goal: float = 0.15) -> str:
+    """A plain sentence per N_real: did real + synthetic beat real-only, by how much, against the goal."""
+    summary = {(s["n_real"], s["arm"]): s for s in summarize(rows)}
+    lines = []
+    for n_real in sorted({n for n, _ in summary}):
+        real = summary.get((n_real, "real"))
+        mixed = summary.get((n_real, "real+synthetic"))
+        if real is None or mixed is None:
+            continue
+        change = (mixed["error_px_mean"] - real["error_px_mean"]) / real["error_px_mean"]
+        helped = "helped" if change <= -goal else ("did not help" if change >= 0 else "helped less than the goal")
+        lines.append(f"N_real = {n_real}: real + synthetic {mixed['error_px_mean']:.2f} px vs real only "
+                     f"{real['error_px_mean']:.2f} px ({100 * change:+.1f}%, goal -{100 * goal:.0f}%): "
+                     f"synthetic frames {helped} ({real['seeds']} seed(s)).")
+    return "\n".join(lines)
