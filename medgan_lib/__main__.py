@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Callable
 
-from .config import PRESETS, preset
+from .config import LOGICAL_CPUS_ENV, PRESETS, STRATEGIES, preset
 from .config_cli import OptionError, add_config_options, resolve_config
 
 # Subcommands with their own parser in their module; everything after the name is theirs.
@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
                        "required unless --dry-run")
     train.add_argument("--deterministic", action="store_true",
                        help="enable TensorFlow op determinism (slower; exact resume bit for bit) (default: off)")
+    train.add_argument("--strategy", choices=STRATEGIES, default="default",
+                       help="tf.distribute strategy: default (one device), mirrored (every GPU of this host, or the "
+                            "logical CPUs), multiworker (several hosts, TF_CONFIG per worker); README 'Larger than "
+                            "one machine' (default: default)")
+    train.add_argument("--logical-cpus", type=_positive_int, metavar="N",
+                       help=f"split the CPU into N logical devices before TensorFlow starts, for --strategy mirrored "
+                            f"without GPUs (or set {LOGICAL_CPUS_ENV}) (default: one device)")
     train.add_argument("--dry-run", action="store_true",
                        help="print the resolved configuration as JSON and exit without touching the run directory")
 
@@ -126,12 +133,13 @@ def _epoch_list(text: str) -> list[int]:
 def _expected_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input or an unusable run: reported as one ``error:`` line."""
     from .data import DataError
+    from .distribute import DistributeError
     from .evaluation import EvaluationError
     from .generate import GenerationError
     from .pretrained import WeightsHashMismatch, WeightsUnavailable
     from .runs import RunError, TrainingDiverged
 
-    return (OptionError, DataError, EvaluationError, GenerationError, RunError, TrainingDiverged, WeightsUnavailable,
+    return (OptionError, DataError, DistributeError, EvaluationError, GenerationError, RunError, TrainingDiverged, WeightsUnavailable,
             WeightsHashMismatch, ValueError)
 
 
@@ -142,9 +150,12 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     if not args.run_dir:
         raise OptionError("--run-dir", "required (unless --dry-run)")
+    from .distribute import configure_logical_cpus
     from .runs import train
 
-    train(config, args.run_dir, deterministic=args.deterministic)
+    if args.logical_cpus:
+        configure_logical_cpus(args.logical_cpus)
+    train(config, args.run_dir, deterministic=args.deterministic, strategy=args.strategy)
     return 0
 
 

@@ -27,6 +27,8 @@ DISCRIMINATORS = ("paper", "dcgan", "projected")
 G_LOSSES = ("non_saturating", "saturating")
 G_STEP_D_BATCHES = ("inference", "joint")
 UPDATE_ORDERS = ("alternating", "simultaneous")
+STRATEGIES = ("default", "mirrored", "multiworker")  # train --strategy: a run option, not a Config field
+LOGICAL_CPUS_ENV = "MEDGAN_LOGICAL_CPUS"  # how many logical CPU devices to split the CPU into
 
 
 @dataclass(frozen=True)

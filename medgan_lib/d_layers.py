@@ -8,6 +8,7 @@ import tensorflow as tf
 from tensorflow import keras
 
 from medgan_lib.backbones import preprocess_fn
+from medgan_lib.distribute import global_variance
 
 
 class ToBackboneInput(keras.layers.Layer):
@@ -41,7 +42,7 @@ class MinibatchStdDev(keras.layers.Layer):
 
     def call(self, features: tf.Tensor) -> tf.Tensor:
         """(N, F) -> (N, F + 1)."""
-        std = tf.sqrt(tf.math.reduce_variance(features, axis=0) + 1e-8)
+        std = tf.sqrt(global_variance(features) + 1e-8)
         stat = tf.ones_like(features[:, :1]) * tf.reduce_mean(std)
         return tf.concat([features, stat], axis=-1)
 

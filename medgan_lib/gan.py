@@ -19,6 +19,9 @@ mode:
 
 All randomness of a step comes from a checkpointed ``tf.random.Generator``, so a resumed run
 draws exactly the noise the uninterrupted one would have.
+Under a ``tf.distribute`` strategy (:mod:`medgan_lib.distribute`) each replica runs this step on
+its slice of the global batch, with its rows of the global batch's noise and gradients scaled so
+that their sum is the single-device update.
 
 Speed options, none of which changes what a step computes in expectation, each kept apart from
 the paper's step:
@@ -51,6 +54,7 @@ import tensorflow as tf
 
 from .config import Config
 from .discriminator import split_discriminator
+from .distribute import global_draw, replica_gradients
 from .losses import GENERATOR_LOSSES, bce_discriminator_loss
 
 log = logging.getLogger("medgan")
@@ -193,7 +197,8 @@ class GAN(tf.keras.Model):
 
     def generate(self, n: tf.Tensor) -> tf.Tensor:
         """``n`` generated images from fresh noise, G in training mode (its Dropout active)."""
-        return self.generator(self.noise.normal((n, self.latent_dim)), training=True)
+        latent = global_draw(self.noise.normal, tf.stack([n, self.latent_dim]))
+        return self.generator(latent, training=True)
 
     def train_step(self, data) -> dict[str, tf.Tensor]:
         """One step of the paper's algorithm (section 2.1), or of simultaneous updates."""
@@ -216,7 +221,7 @@ class GAN(tf.keras.Model):
         with tf.GradientTape() as tape:
             real_logits, fake_logits = self.d_logits.joint(real, fake)
             loss = bce_discriminator_loss(real_logits, fake_logits, self.real_label)
-        return tape.gradient(loss, self.discriminator.trainable_variables), self.d_metrics(loss, real_logits, fake_logits)
+        return replica_gradients(tape, loss, self.discriminator.trainable_variables), self.d_metrics(loss, real_logits, fake_logits)
 
     def generator_gradients(self, real: tf.Tensor) -> tuple[Gradients, dict[str, tf.Tensor]]:
         """Step 2: gradients of the G loss on a freshly generated batch (D in inference mode, or
@@ -228,7 +233,7 @@ class GAN(tf.keras.Model):
             else:
                 fake_logits = self.d_logits.fake_only(fake)
             loss = self.generator_loss(fake_logits)
-        return tape.gradient(loss, self.generator.trainable_variables), {"g_loss": loss}
+        return replica_gradients(tape, loss, self.generator.trainable_variables), {"g_loss": loss}
 
     def simultaneous_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
         """Both updates from one generated batch and one D forward, gradients at the same weights."""
@@ -244,8 +249,8 @@ class GAN(tf.keras.Model):
             real_logits, fake_logits = self.d_logits.joint(real, fake)
             d_loss = bce_discriminator_loss(real_logits, fake_logits, self.real_label)
             g_loss = self.generator_loss(fake_logits if self.g_step_joint else self.d_logits.fake_only(fake))
-        d_grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
-        g_grads = tape.gradient(g_loss, self.generator.trainable_variables)
+        d_grads = replica_gradients(tape, d_loss, self.discriminator.trainable_variables)
+        g_grads = replica_gradients(tape, g_loss, self.generator.trainable_variables)
         del tape
         return d_grads, g_grads, {**self.d_metrics(d_loss, real_logits, fake_logits), "g_loss": g_loss}
 

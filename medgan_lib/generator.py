@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from . import addons
 from .config import Config
+from .distribute import global_draw
 from .params import compare_counts, parameter_counts
 
 PAPER_G_PARAMS = {"total": 17_074_528, "trainable": 17_016_608, "non_trainable": 57_920}
@@ -72,7 +73,8 @@ class CheckpointedDropout(tf.keras.layers.Dropout):
 
     Checkpoints save the generator's state with the weights, so a resumed run drops exactly the
     units an uninterrupted run would have (Keras' own Dropout keeps its random state outside
-    the checkpoint).
+    the checkpoint). Under a ``tf.distribute`` strategy every replica takes its rows of one mask
+    drawn for the global batch, the single-device mask.
     """
 
     def __init__(self, rate: float, seed: int, **kwargs) -> None:
@@ -82,7 +84,8 @@ class CheckpointedDropout(tf.keras.layers.Dropout):
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         if not training or self.rate == 0:
             return inputs
-        keep = self.mask_generator.uniform(tf.shape(inputs), dtype=inputs.dtype) >= self.rate
+        mask = global_draw(lambda shape: self.mask_generator.uniform(shape, dtype=inputs.dtype), tf.shape(inputs))
+        keep = mask >= self.rate
         return tf.where(keep, inputs / (1.0 - self.rate), tf.zeros_like(inputs))
 
 

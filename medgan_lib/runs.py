@@ -28,6 +28,7 @@ from . import __version__
 from .config import Config
 from .data import ImageSet, check_training_set, make_dataset
 from .discriminator import DiscriminatorInfo, build_discriminator
+from . import distribute
 from .figures import save_sample_grid
 from .checkpoints import Checkpoints
 from .gan import GAN, make_optimizers, precision_policy
@@ -98,12 +99,14 @@ def _check_config(run_dir: Path, config: Config) -> None:
         )
 
 
-def _provenance(run_dir: Path, config: Config, images: ImageSet, d_info: DiscriminatorInfo) -> dict:
+def _provenance(run_dir: Path, config: Config, images: ImageSet, d_info: DiscriminatorInfo,
+                distribution: dict = distribute.SINGLE_DEVICE) -> dict:
     path = provenance_path(run_dir)
     session = {
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "command": " ".join(sys.argv),
+        "distribution": distribution,
     }
     if path.exists():
         provenance = json.loads(path.read_text())
@@ -112,12 +115,16 @@ def _provenance(run_dir: Path, config: Config, images: ImageSet, d_info: Discrim
                 f"{run_dir} was trained on data with fingerprint {provenance['dataset']['fingerprint'][:16]}..., "
                 f"but {config.data!r} now gives {images.fingerprint[:16]}...: the data changed; use another --run-dir"
             )
+        mismatch = distribute.resume_mismatch(provenance.get("distribution"), distribution)
+        if mismatch:
+            raise RunError(f"{run_dir} was {mismatch}")
     else:
         provenance = {
             "created": session["started"],
             "packages": package_versions(),
             "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
             "discriminator": dataclasses.asdict(d_info),
+            "distribution": distribution,
             "dataset": {
                 "spec": images.spec,
                 "source": images.source,
@@ -137,9 +144,21 @@ def _recorded_d_mode(run_dir: Path) -> str | None:
     return json.loads(path.read_text())["discriminator"]["mode"] if path.exists() else None
 
 
-def build_gan(config: Config, d_mode: str | None = None) -> tuple[GAN, DiscriminatorInfo]:
-    """Generator, discriminator (mode ``d_mode`` or the config's) and their compiled GAN."""
+def build_gan(config: Config, d_mode: str | None = None,
+              strategy: tf.distribute.Strategy | None = None) -> tuple[GAN, DiscriminatorInfo]:
+    """Generator, discriminator (mode ``d_mode`` or the config's) and their compiled GAN.
+
+    Models, optimisers, metrics and random generators are created in ``strategy``'s scope (the
+    current strategy by default); under a non-default strategy every BatchNormalization layer
+    uses the statistics of the global batch.
+    """
     image_shape = (config.image_size, config.image_size, config.output_channels)
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        return _build_gan(config, d_mode, image_shape)
+
+
+def _build_gan(config: Config, d_mode: str | None, image_shape: tuple[int, int, int]) -> tuple[GAN, DiscriminatorInfo]:
     with precision_policy(config.mixed_precision):
         generator = build_generator(config)
         discriminator, info = build_discriminator(
@@ -152,6 +171,9 @@ def build_gan(config: Config, d_mode: str | None = None) -> tuple[GAN, Discrimin
             diff_augment=config.diff_augment,
             seed=config.seed,
         )
+    if tf.distribute.has_strategy():
+        distribute.synchronize_batch_norm(generator)
+        distribute.synchronize_batch_norm(discriminator)
     gan = GAN(generator, discriminator, config)
     gan.compile(*make_optimizers(config))
     gan.g_optimizer.build(generator.trainable_variables)
@@ -186,12 +208,24 @@ def train(
     deterministic: bool = False,
     checkpoint_seconds: float = 60.0,
     progress: bool = True,
+    strategy: str = "default",
 ) -> Path:
-    """Train ``config`` in ``run_dir``, resuming from its last checkpoint. Returns the run directory."""
+    """Train ``config`` in ``run_dir``, resuming from its last checkpoint. Returns the run directory.
+
+    ``strategy`` (see :mod:`medgan_lib.distribute`) spreads every global batch of
+    ``config.batch_size`` over the replicas; a run resumes only with the strategy and replica
+    count it started with, and in multi-worker runs only the chief writes ``run_dir``.
+    """
     from .progress import progress_bar_class
     from .tensorboard_log import TrainingLog
 
-    run_dir = Path(run_dir)
+    distribution = distribute.start_strategy(strategy)  # before any other TensorFlow call
+    described = distribute.describe(distribution, strategy)
+    if config.batch_size % described["replicas"]:
+        raise RunError(f"batch size {config.batch_size} does not split evenly over {described['replicas']} replicas")
+    if described["workers"] > 1:
+        checkpoint_seconds = 0.0  # every worker must checkpoint at the same epochs: each epoch
+    chief_dir, run_dir = Path(run_dir), distribute.worker_run_dir(Path(run_dir), distribution)
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_config(run_dir, config)
     tf.keras.utils.set_random_seed(config.seed)
@@ -202,8 +236,8 @@ def train(
     check_training_set(images, config)
     arrays = np.concatenate([training_arrays(images, config)] * config.data_repeats)
     log.info("data: %s", images.source)
-    gan, d_info = build_gan(config, _recorded_d_mode(run_dir))
-    provenance = _provenance(run_dir, config, images, d_info)
+    gan, d_info = build_gan(config, _recorded_d_mode(run_dir), distribution)
+    provenance = _provenance(run_dir, config, images, d_info, described)
     log.warning(announce_discriminator(d_info))
 
     write_atomic(config_path(run_dir), config.to_json())
@@ -252,5 +286,5 @@ def train(
             checkpoints.save(epoch, history)
             last_save = time.monotonic()
     tensorboard.close()
-    log.info("finished %s: %d epochs", run_dir, config.epochs)
-    return run_dir
+    log.info("finished %s: %d epochs", chief_dir, config.epochs)
+    return chief_dir
