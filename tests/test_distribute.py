@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from medgan_lib.config import preset
-from medgan_lib.runs import RunError, read_history, train
+from medgan_lib.rundir import history_path, provenance_path, read_history
+from medgan_lib.runs import RunError, train
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = preset("smoke").replace(discriminator="dcgan", n_images=32, epochs=3)
@@ -47,11 +48,11 @@ def run(run_dir: Path, strategy: str, *options: str, **extra: str) -> Path:
 
 
 def metrics(run_dir: Path) -> np.ndarray:
-    return np.array([[row[k] for k in METRICS] for row in read_history(run_dir / "history.csv")])
+    return np.array([[row[k] for k in METRICS] for row in read_history(history_path(run_dir))])
 
 
 def distribution(run_dir: Path) -> dict:
-    return json.loads((run_dir / "provenance.json").read_text())["distribution"]
+    return json.loads(provenance_path(run_dir).read_text())["distribution"]
 
 
 def free_port() -> int:
@@ -95,7 +96,7 @@ def test_sigkill_then_resume_under_the_strategy_equals_uninterrupted(mirrored, t
     assert json.loads(pointer.read_text())["epoch"] < CONFIG.epochs
     run(killed, "mirrored", MEDGAN_LOGICAL_CPUS="2")
     np.testing.assert_array_equal(metrics(killed), metrics(mirrored))
-    assert len(json.loads((killed / "provenance.json").read_text())["sessions"]) == 2
+    assert len(json.loads(provenance_path(killed).read_text())["sessions"]) == 2
 
 
 def test_resuming_on_another_replica_count_is_refused(mirrored, tmp_path):
