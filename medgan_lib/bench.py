@@ -7,7 +7,8 @@
 paper's generator at width 1, batch 16) and the ``cpu`` preset's (what ``make reproduce``
 trains: MobileNet alpha 0.25, width-8 generator, batch 32), each at 64 and 128 px (one
 upsampling level per doubling from the 4 px start) and with the frozen ``transfer`` backbone and a
-trainable ``scratch`` one. Per case it builds every loop's models with equal weights (copied)
+trainable ``scratch`` one; a preset whose discriminator has no backbone (the recommended
+``medgan`` preset, where it is on the list) runs in its own mode only. Per case it builds every loop's models with equal weights (copied)
 and times training steps in one process, interleaved round by round (order reversed every round)
 after a warm-up; steps per round are chosen so that the naive loop takes about
 ``--round-seconds``:
@@ -64,7 +65,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import graph_util, ops
 
-from .config import Config, preset
+from .config import PRESETS, Config, preset
 from .data import load_images, make_dataset
 from .discriminator import build_transfer_architecture
 from .gan import GAN, cpu_has_native_bf16, make_optimizers, precision_policy
@@ -83,6 +84,8 @@ INTERMEDIATE = (  # the optimisations one by one, cumulative
 FAST = {**INTERMEDIATE[-1], "mixed_precision": cpu_has_native_bf16()}
 THREAD_SETTINGS = ((0, 0), (2, 1), (1, 2), (1, 1))  # (intra_op, inter_op); 0 = TensorFlow's default
 BENCH_IMAGES = 256  # phantom images per case
+BACKBONE_DISCRIMINATORS = ("paper", "projected")  # with a transfer and a scratch mode
+DEFAULT_PRESETS = [name for name in PRESETS if name != "smoke"]  # every model family but CI's
 DEFAULT_OUT = Path("runs/bench/bench.md")
 
 
@@ -397,11 +400,22 @@ def measure_rates(rates: dict[str, float]) -> None:
         rates[name] = max(rates.get(name, 0.0), matmul_rate(dtype))
 
 
+def speed_cases(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """(preset, size, mode) of every case: each size with each ``--modes`` for presets whose
+    discriminator has a backbone (paper, projected), else with the preset's own mode only."""
+    cases = []
+    for name in args.presets:
+        config = preset(name)
+        modes = args.modes if config.discriminator in BACKBONE_DISCRIMINATORS else [config.d_mode]
+        cases += [(name, str(size), mode) for size in args.sizes for mode in modes]
+    return cases
+
+
 def speed(args: argparse.Namespace) -> str:
     """Run the speed benchmark, one child process per case; return its markdown report."""
     rates: dict[str, float] = {"float32": 0.0, "bfloat16": 0.0}
     rows, notes = [], []
-    for case in [(p, str(size), mode) for p in args.presets for size in args.sizes for mode in args.modes]:
+    for case in speed_cases(args):
         result = child(args, "--case", *case)
         rates = {name: max(rate, result["rates"][name]) for name, rate in rates.items()}
         notes.append(result["note"])
@@ -428,7 +442,7 @@ def speed(args: argparse.Namespace) -> str:
         markdown_table(rows, SPEED_COLUMNS),
     ]
     if not args.quick:
-        probes = [(p, str(args.sizes[0]), "transfer") for p in args.presets]
+        probes = list({case[0]: case for case in reversed(speed_cases(args))}.values())[::-1]  # each preset's first
         threads = [row for case in probes for row in bench_threads(args, case)]
         report += ["", "Thread settings (the fast loop, one process per setting, so not interleaved):", "",
                    markdown_table(threads, ["case", "intra_op", "inter_op", "images/s", "vs best %"])]
@@ -508,11 +522,12 @@ def parse_args(argv: list[str], prog: str = "python -m medgan_lib.bench") -> arg
                         help="speed: training-step throughput of the loops; quality: short runs of each loop, "
                              "evaluated (default: speed)")
     parser.add_argument("--quick", action="store_true", help="naive and fast loops only, short rounds, no thread probes (default: off)")
-    parser.add_argument("--presets", nargs="+", default=["paper", "cpu"],
-                        help="model families (presets) (default: paper cpu)")
+    parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=DEFAULT_PRESETS,
+                        help=f"model families (presets) (default: {' '.join(DEFAULT_PRESETS)})")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128], help="image sides (default: 64 128)")
     parser.add_argument("--modes", nargs="+", choices=("transfer", "scratch"), default=["transfer", "scratch"],
-                        help="discriminator modes (default: transfer scratch)")
+                        help="discriminator modes of presets with a backbone; others run in their own mode "
+                             "(default: transfer scratch)")
     parser.add_argument("--warmup", type=int, help="warm-up steps per loop (default 3, quick 2)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 3)")
     parser.add_argument("--round-seconds", type=float, help="naive loop's time per round (default 4, quick 1.5)")

@@ -42,3 +42,13 @@ def test_quick_benchmark_writes_its_table(tmp_path):
     assert "| smoke | 32 | scratch | alternating f32 |" in report
     assert "| smoke | 32 | scratch | simultaneous+fused Adam bf16 |" in report
     assert "float32" in report and "bf16" in report and "Machine:" in report
+
+
+def test_presets_without_a_backbone_run_in_their_own_mode_only(monkeypatch):
+    from medgan_lib.bench import parse_args, speed_cases
+    from medgan_lib.config import PRESETS, preset
+
+    monkeypatch.setitem(PRESETS, "conv-smoke", preset("smoke").replace(preset="conv-smoke", discriminator="dcgan"))
+    args = parse_args(["--presets", "smoke", "conv-smoke", "--sizes", "32", "64"])
+    assert speed_cases(args) == [("smoke", "32", "transfer"), ("smoke", "32", "scratch"), ("smoke", "64", "transfer"),
+                                 ("smoke", "64", "scratch"), ("conv-smoke", "32", "scratch"), ("conv-smoke", "64", "scratch")]
