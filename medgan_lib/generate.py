@@ -41,15 +41,8 @@ from .image_files import NPZ_ENCODING, DicomSeries, NpzWriter, write_png
 from .landmarks import decoding_rule, landmark_columns, split_labelled_output
 from .phantom import LANDMARK_NAMES
 from .random_streams import STREAM_IDS, stream
-from .rundir import (
-    generator_snapshot_dir,
-    generator_snapshot_path,
-    load_weights_file,
-    read_config,
-    snapshot_epochs,
-    snapshot_epochs_saved,
-    write_atomic,
-)
+from .rundir import generator_snapshot_dir, generator_snapshot_path, load_weights_file, read_config
+from .rundir import snapshot_epochs, snapshot_epochs_saved, write_atomic
 from .runs import git_commit
 
 FORMATS = {"png": ".png", "png16": ".png", "npz": ".npz", "dicom": ".dcm", "dicom16": ".dcm"}
