@@ -10,6 +10,7 @@ from typing import Callable
 
 from .config import LOGICAL_CPUS_ENV, PRESETS, STRATEGIES, preset
 from .config_cli import OptionError, add_config_options, resolve_config
+from .errors import run_command
 
 # Subcommands with their own parser in their module; everything after the name is theirs.
 DELEGATED = {"compare": "variants of the discriminator at an equal epoch budget (see `medgan compare --help`)",
@@ -130,19 +131,6 @@ def _epoch_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated epochs like 1,100,600, got {text!r}") from None
 
 
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input or an unusable run: reported as one ``error:`` line."""
-    from .data import DataError
-    from .distribute import DistributeError
-    from .evaluation import EvaluationError
-    from .generate import GenerationError
-    from .pretrained import WeightsHashMismatch, WeightsUnavailable
-    from .runs import RunError, TrainingDiverged
-
-    return (OptionError, DataError, DistributeError, EvaluationError, GenerationError, RunError, TrainingDiverged, WeightsUnavailable,
-            WeightsHashMismatch, ValueError)
-
-
 def _train(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     if args.dry_run:
@@ -217,14 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         return _delegate(argv[0], argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return COMMANDS[args.command](args)
-    except OptionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except _expected_errors() as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(lambda: COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from typing import Any, Callable
 import tensorflow as tf
 from tensorflow import keras
 
+from medgan_lib.config import check_backbone_alpha
+from medgan_lib.errors import ConfigError
 from medgan_lib.pretrained import MOBILENET_ALPHAS, MOBILENET_V2_ALPHAS
 
 
@@ -53,15 +55,13 @@ def parse_backbone(backbone: str) -> tuple[str, float | None]:
     """Split "MobileNet@0.25" into ("MobileNet", 0.25); an alpha only for the MobileNets (default 1)."""
     name, _, alpha_text = backbone.partition("@")
     if name not in BACKBONES:
-        raise ValueError(f"Unknown backbone {name!r}; choose from {', '.join(BACKBONES)}")
+        raise ConfigError("backbone", f"must be one of {', '.join(BACKBONES)}; got {name!r}")
     if not alpha_text:
         return name, (1.0 if name in ("MobileNet", "MobileNetV2") else None)
     if name not in ("MobileNet", "MobileNetV2"):
-        raise ValueError(f"{name} has no alpha (width multiplier) (got {backbone!r})")
-    alpha = float(alpha_text)
-    if alpha <= 0:
-        raise ValueError(f"alpha must be positive (got {backbone!r})")
-    return name, alpha
+        raise ConfigError("backbone", f"{name} has no alpha (width multiplier) (got {backbone!r})")
+    check_backbone_alpha(backbone)
+    return name, float(alpha_text)
 
 
 def preprocess_fn(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -86,7 +86,7 @@ def backbone_input_size(image_shape: tuple[int, int, int], name: str,
     if input_size is None:
         return max(int(image_shape[0]), minimum), max(int(image_shape[1]), minimum)
     if input_size < minimum:
-        raise ValueError(f"{name} needs inputs of at least {minimum} px, got input_size={input_size}")
+        raise ConfigError("d_input_size", f"must be at least {minimum} px for {name}, got {input_size}")
     return input_size, input_size
 
 
@@ -94,8 +94,8 @@ def check_pretrained_alpha(name: str, alpha: float | None) -> None:
     """ImageNet weights exist only for Keras' fixed MobileNet alphas."""
     allowed = {"MobileNet": MOBILENET_ALPHAS, "MobileNetV2": MOBILENET_V2_ALPHAS}.get(name)
     if allowed is not None and alpha not in allowed:
-        raise ValueError(f"ImageNet weights for {name} exist only for alpha in {allowed}; "
-                         f"got {alpha}. Use mode='scratch' for other alphas.")
+        raise ConfigError("backbone", f"{name}: ImageNet weights exist only for alpha in {allowed}; "
+                                      f"got {alpha}. Use mode='scratch' for other alphas.")
 
 
 def get_backbone(model: keras.Model) -> keras.Model:

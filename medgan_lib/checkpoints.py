@@ -2,8 +2,9 @@
 
 ``run_dir/checkpoints/epoch_NNNN/`` holds both models, both optimizers, the noise generator
 (``tf.train.Checkpoint``) and the history up to that epoch. Each is written under a temporary
-name, renamed, then published through ``latest.json`` (replaced atomically); the last
-``KEEP_CHECKPOINTS`` are kept. Generator weights of the snapshot epochs go to
+name unique to the process, renamed, then published through ``latest.json`` (replaced
+atomically); the last ``KEEP_CHECKPOINTS`` are kept. A resume checks what it reads and falls back
+to an older intact state (:mod:`medgan_lib.resume`). Generator weights of the snapshot epochs go to
 ``checkpoints/generator/`` (:func:`medgan_lib.rundir.generator_snapshot_path`) and are never pruned.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from .gan import GAN
+from .resume import checkpoint_epoch, checkpoint_name, read_pointer, restore_newest_intact
 from .rundir import HISTORY_FIELDS, checkpoints_dir, generator_snapshot_path, history_csv, read_history, write_atomic
 
 KEEP_CHECKPOINTS = 2
@@ -28,7 +30,6 @@ class PublishedStates:
     def __init__(self, directory: Path, checkpoint: tf.train.Checkpoint,
                  history_fields: tuple[str, ...] = HISTORY_FIELDS, keep: int = KEEP_CHECKPOINTS) -> None:
         self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint = checkpoint
         self.history_fields = history_fields
         self.keep = keep
@@ -38,33 +39,40 @@ class PublishedStates:
         return self.dir / "latest.json"
 
     def latest_epoch(self) -> int:
-        if not self.pointer.exists():
-            return 0
-        return int(json.loads(self.pointer.read_text())["epoch"])
+        """The epoch of the published state (0 if none)."""
+        published = read_pointer(self.dir)
+        return published[0] if published else 0
 
     def save(self, epoch: int, history: list[dict]) -> None:
-        """Write the state after ``epoch`` and publish it; older states are pruned afterwards."""
-        final = self.dir / f"epoch_{epoch:04d}"
-        tmp = self.dir / f".tmp_epoch_{epoch:04d}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        self.checkpoint.write(str(tmp / "state"))
-        write_atomic(tmp / "history.csv", history_csv(history, self.history_fields))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        """Write the state after ``epoch`` and publish it; older states and newer stale ones are pruned."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.dir.glob(".tmp_epoch_*"):  # left by a killed trainer (the caller holds the run lock)
+            shutil.rmtree(stale, ignore_errors=True)
+        final = self.dir / checkpoint_name(epoch)
+        tmp = self.dir / f".tmp_{final.name}.{os.getpid()}"
+        try:
+            tmp.mkdir()
+            self.checkpoint.write(str(tmp / "state"))
+            write_atomic(tmp / "history.csv", history_csv(history, self.history_fields))
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         write_atomic(self.pointer, json.dumps({"epoch": epoch, "dir": final.name}))
-        kept = sorted(self.dir.glob("epoch_*"))[-self.keep:]
-        for old in self.dir.glob("epoch_*"):
-            if old not in kept:
+        saved = sorted((e, p) for p in self.dir.glob("epoch_*") if (e := checkpoint_epoch(p)) is not None)
+        kept = [p for e, p in saved if e <= epoch][-self.keep:]
+        for _, old in saved:
+            if old not in kept:  # older ones, and newer ones left from before a fallback
                 shutil.rmtree(old)
 
     def restore(self) -> list[dict]:
-        """Load the published state into its objects; returns its history (empty for a new run)."""
-        if not self.pointer.exists():
-            return []
-        state = self.dir / json.loads(self.pointer.read_text())["dir"]
-        self.checkpoint.read(str(state / "state")).assert_existing_objects_matched()
-        return read_history(state / "history.csv")
+        """Load the newest intact published state into its objects; returns its history (empty for a new run)."""
+        return restore_newest_intact(self.dir, self._restore_one)[1]
+
+    def _restore_one(self, directory: Path) -> list[dict]:
+        self.checkpoint.read(str(directory / "state")).assert_existing_objects_matched()
+        return read_history(directory / "history.csv")
 
 
 class Checkpoints(PublishedStates):
@@ -84,7 +92,11 @@ class Checkpoints(PublishedStates):
     def save_generator(self, epoch: int) -> None:
         """The generator's weights after snapshot ``epoch``, kept for evaluation and exploring."""
         path = generator_snapshot_path(self.run_dir, epoch)
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(f".tmp_{path.name}")  # same suffix, so Keras writes the same format
-        self.gan.generator.save_weights(str(tmp))
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp_{os.getpid()}_{path.name}")  # same suffix, so Keras writes the same format
+        try:
+            self.gan.generator.save_weights(str(tmp))
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise

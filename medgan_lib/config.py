@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .errors import ConfigError
 from .phantom import LANDMARK_NAMES
 
 D_MODES = ("transfer", "scratch", "auto")
@@ -29,6 +31,33 @@ G_STEP_D_BATCHES = ("inference", "joint")
 UPDATE_ORDERS = ("alternating", "simultaneous")
 STRATEGIES = ("default", "mirrored", "multiworker")  # train --strategy: a run option, not a Config field
 LOGICAL_CPUS_ENV = "MEDGAN_LOGICAL_CPUS"  # how many logical CPU devices to split the CPU into
+
+
+_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "tuple[str, ...]": tuple}
+
+
+def _check_type(name: str, annotation: str, value: Any) -> None:
+    """``value`` must be of the field's annotated type (``X | None`` also allows None)."""
+    kind, _, optional = annotation.partition(" | ")
+    if optional == "None" and value is None:
+        return
+    expected = _TYPES[kind]
+    if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+        raise ConfigError(name, f"must be {'a number' if kind == 'float' else f'of type {kind}'}, got {value!r}")
+
+
+def check_backbone_alpha(backbone: str) -> None:
+    """The width multiplier alpha after "@" (MobileNet@0.25) must be a positive number."""
+    name, at, alpha_text = backbone.partition("@")
+    if not at:
+        return
+    try:
+        alpha = float(alpha_text)
+    except ValueError:
+        alpha = math.nan
+    if not 0.0 < alpha < math.inf:
+        raise ConfigError("backbone", f"width multiplier (alpha) after '@' must be a positive number such as "
+                                      f"{name or 'MobileNet'}@0.25; got {backbone!r}")
 
 
 @dataclass(frozen=True)
@@ -96,25 +125,30 @@ class Config:
     notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if self.d_mode not in D_MODES:
-            raise ValueError(f"d_mode must be one of {D_MODES}, got {self.d_mode!r}")
-        if self.discriminator not in DISCRIMINATORS:
-            raise ValueError(f"discriminator must be one of {DISCRIMINATORS}, got {self.discriminator!r}")
-        if self.g_loss not in G_LOSSES:
-            raise ValueError(f"g_loss must be one of {G_LOSSES}, got {self.g_loss!r}")
-        if self.g_step_d_batch not in G_STEP_D_BATCHES:
-            raise ValueError(f"g_step_d_batch must be one of {G_STEP_D_BATCHES}, got {self.g_step_d_batch!r}")
-        if self.update_order not in UPDATE_ORDERS:
-            raise ValueError(f"update_order must be one of {UPDATE_ORDERS}, got {self.update_order!r}")
+        for f in dataclasses.fields(self):
+            _check_type(f.name, f.type, getattr(self, f.name))
+        for name, choices in (("d_mode", D_MODES), ("discriminator", DISCRIMINATORS), ("g_loss", G_LOSSES),
+                              ("g_step_d_batch", G_STEP_D_BATCHES), ("update_order", UPDATE_ORDERS)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(name, f"must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
         if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        for name in ("epochs", "batch_size", "latent_dim", "start_size", "levels", "width", "data_repeats"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.holdout < 1.0:
-            raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
+            raise ConfigError("channels", f"must be 1 or 3, got {self.channels}")
+        for name in ("epochs", "batch_size", "latent_dim", "start_size", "start_channels", "levels", "width",
+                     "gn_groups", "n_fixed_samples", "n_images", "d_input_size", "data_repeats"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(name, f"must be >= 1, got {value}")
+        if self.seed < 0:
+            raise ConfigError("seed", f"must be >= 0, got {self.seed}")
+        for name in ("g_learning_rate", "d_learning_rate"):
+            if not 0.0 < getattr(self, name) < math.inf:
+                raise ConfigError(name, f"must be a positive number, got {getattr(self, name)}")
+        for name in ("adam_beta_1", "adam_beta_2", "dropout", "holdout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(name, f"must be in [0, 1), got {getattr(self, name)}")
         if not 0.0 < self.real_label <= 1.0:
-            raise ValueError(f"real_label must be in (0, 1], got {self.real_label}")
+            raise ConfigError("real_label", f"must be in (0, 1], got {self.real_label}")
+        check_backbone_alpha(self.backbone)
 
     @property
     def output_channels(self) -> int:
@@ -222,4 +256,4 @@ def preset(name: str) -> Config:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+        raise ConfigError("preset", f"must be one of {', '.join(sorted(PRESETS))}; got {name!r}") from None

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import D_MODES, DISCRIMINATORS, G_LOSSES, G_STEP_D_BATCHES, PRESETS, UPDATE_ORDERS, Config, preset
+from .errors import MedganError
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "d_mode": D_MODES,
@@ -85,7 +86,7 @@ _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 _NONE = ("none", "null")
 
 
-class OptionError(ValueError):
+class OptionError(MedganError, ValueError):
     """A command-line or configuration-file value that cannot be used; ``option`` names where it came from."""
 
     def __init__(self, option: str, message: str) -> None:

@@ -42,10 +42,11 @@ from typing import Callable
 import tensorflow as tf
 
 from .config import LOGICAL_CPUS_ENV, STRATEGIES
+from .errors import MedganError
 
 
 
-class DistributeError(RuntimeError):
+class DistributeError(MedganError):
     """A strategy or device setup that cannot be used as asked."""
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config
+from .errors import MedganError
 from .metrics import evaluate_images, nearest_images
 from .pretrained import WeightsUnavailable, resolve_imagenet_weights
 from .progress import progress_bar_class
@@ -71,7 +72,7 @@ MEMORISATION_NOTE = (
 log = logging.getLogger("medgan")
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(MedganError):
     """A run that cannot be evaluated as asked (no run, no snapshots, unknown epochs)."""
 
 

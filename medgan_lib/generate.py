@@ -37,6 +37,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import __version__
+from .errors import MedganError
 from .image_files import NPZ_ENCODING, DicomSeries, NpzWriter, write_png
 from .landmarks import decoding_rule, landmark_columns, split_labelled_output
 from .phantom import LANDMARK_NAMES
@@ -55,7 +56,7 @@ LATENT_STREAM = STREAM_IDS["evaluation_latents"]  # the stream evaluation draws 
 EMA_FIELD = "g_ema_decay"
 
 
-class GenerationError(RuntimeError):
+class GenerationError(MedganError):
     """A run or an output directory that cannot be used as asked."""
 
 

@@ -37,6 +37,8 @@ from pathlib import Path
 
 from tensorflow import keras
 
+from .errors import MedganError
+
 log = logging.getLogger("medgan")
 
 WEIGHTS_DIR_ENV = "MEDGAN_WEIGHTS_DIR"
@@ -55,11 +57,11 @@ _MOBILENET_SHA256 = {
 }
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(MedganError):
     """No usable ImageNet weight file was found and none could be downloaded."""
 
 
-class WeightsHashMismatch(RuntimeError):
+class WeightsHashMismatch(MedganError):
     """A weight file exists under the official name but its hash is not the official one."""
 
 

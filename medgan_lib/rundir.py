@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config
+from .errors import ConfigError, MedganError, RunError
 from .tables import csv_text
 
 PAPER_EPOCHS = 600
@@ -40,7 +41,7 @@ HISTORY_FIELDS = ("epoch", "d_loss", "g_loss", "d_real_accuracy", "d_fake_accura
 PathLike = str | os.PathLike
 
 
-class RunNotReady(RuntimeError):
+class RunNotReady(MedganError):
     """The run asked for is missing, unfinished or configured differently."""
 
 
@@ -131,12 +132,51 @@ def snapshot_epochs_saved(run_dir: PathLike) -> list[int]:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new file, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # unique per process: two writers never share it
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    """``np.save`` so that readers see the old or the new file, never a part."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+    try:
+        np.save(tmp, array)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; a RunError naming the file if it is not one."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path}: malformed JSON ({exc}); restore the file or use another run directory") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def json_field(record: dict[str, Any], path: Path, *keys: str, kind: type | tuple[type, ...] = object) -> Any:
+    """``record[k1][k2]...`` read from the JSON file ``path``; a RunError naming the file and the
+    field if it is missing or not of type ``kind``."""
+    value: Any = record
+    for depth, key in enumerate(keys):
+        if not isinstance(value, dict) or key not in value:
+            raise RunError(f"{path}: field {'.'.join(keys[:depth + 1])!r} is missing")
+        value = value[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise RunError(f"{path}: field {'.'.join(keys)!r} has the wrong type ({value!r})")
+    return value
 
 
 def history_csv(rows: list[dict], fields: tuple[str, ...] = HISTORY_FIELDS) -> str:
@@ -152,12 +192,18 @@ def read_history(path: Path) -> list[dict]:
 
 
 def read_config(run_dir: PathLike) -> Config:
-    """The configuration recorded in a run directory (fields added later take their defaults)."""
-    return Config.from_dict(json.loads(config_path(run_dir).read_text()))
+    """The configuration recorded in a run directory (fields added later take their defaults);
+    a RunError naming ``config.json`` and the field if it is malformed."""
+    path = config_path(run_dir)
+    try:
+        return Config.from_dict(read_json(path))
+    except ConfigError as exc:
+        raise RunError(f"{path}: field {exc.field!r} {exc.problem}") from None
 
 
 def read_provenance(run_dir: PathLike) -> dict[str, Any]:
-    return json.loads(provenance_path(run_dir).read_text())
+    """``provenance.json``; a RunError naming it if it is malformed."""
+    return read_json(provenance_path(run_dir))
 
 
 def config_differences(recorded: Config, wanted: Config, asked: str = "asked") -> list[str]:
@@ -194,16 +240,25 @@ def load_samples(run_dir: PathLike) -> dict[int, np.ndarray]:
 
 
 def load_weights_file(model: Any, path: PathLike) -> None:
-    """Load an ``.h5`` weights file written in either Keras format.
+    """Load an ``.h5`` weights file written in either Keras format; a RunError naming the file
+    if it cannot be read (truncated, damaged, missing).
 
     Keras picks the reader by the file name: ``*.weights.h5`` means the v3 layout (a ``vars``
     tree), any other ``*.h5`` the legacy layout (one group per layer). Early runs of this project
     hold the legacy layout under a ``.weights.h5`` name, so the layout is read from the file and
     a legacy file is loaded through a ``.h5`` symlink.
     """
+    try:
+        _load_weights_file(model, Path(path))
+    except (OSError, ValueError, KeyError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise RunError(f"{path}: unreadable weights file ({type(exc).__name__}: {first_line}); "
+                       "retrain or resume the run to write it again") from None
+
+
+def _load_weights_file(model: Any, path: Path) -> None:
     import h5py
 
-    path = Path(path)
     with h5py.File(path, "r") as f:
         v3 = "vars" in f or "layers" in f
     if v3 == path.name.endswith(".weights.h5"):
