@@ -343,8 +343,10 @@ def case_result(args: argparse.Namespace) -> dict[str, Any]:
     measure_rates(rates)
     measured, weights = bench_case(config, args)
     measure_rates(rates)
+    discriminator = (f"{config.backbone} weights {weights}" if config.discriminator in BACKBONE_DISCRIMINATORS
+                     else f"{config.discriminator} discriminator (no backbone)")
     note = (f"{preset_name} {size} px {mode}: batch {config.batch_size}, {measured[0].steps} steps per round, "
-            f"{config.backbone} weights {weights}, process peak RSS {process_peak_rss_mib():.0f} MiB")
+            f"{discriminator}, process peak RSS {process_peak_rss_mib():.0f} MiB")
     return {"rates": rates, "note": note, "measured": [dataclasses.asdict(m) for m in measured]}
 
 
