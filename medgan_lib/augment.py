@@ -13,6 +13,8 @@ from typing import Any
 import tensorflow as tf
 from tensorflow import keras
 
+from .config import AUGMENT_POLICY
+
 
 class DiffAugment(keras.layers.Layer):
     """Differentiable augmentation (Zhao et al. 2020) of images in [-1, 1]; no weights.
@@ -24,7 +26,7 @@ class DiffAugment(keras.layers.Layer):
     ``tf.random.Generator``, on every call. An empty policy is the identity.
     """
 
-    POLICY = ("color", "translation", "cutout")
+    POLICY = AUGMENT_POLICY
 
     def __init__(self, policy: tuple[str, ...] = POLICY, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -81,8 +83,8 @@ class DiffAugment(keras.layers.Layer):
         return {**super().get_config(), "policy": self.policy, "seed": self.seed}
 
 
-def with_diff_augment(model: keras.Model, seed: int = 0) -> keras.Model:
-    """``D(T(x))``: ``model`` behind a :class:`DiffAugment` layer (the full policy)."""
+def with_diff_augment(model: keras.Model, seed: int = 0, policy: tuple[str, ...] = AUGMENT_POLICY) -> keras.Model:
+    """``D(T(x))``: ``model`` behind a :class:`DiffAugment` layer (default: the full policy)."""
     images = keras.Input(model.input_shape[1:], name="images")
-    augmented = DiffAugment(seed=seed, name="diff_augment", dtype="float32")(images)
+    augmented = DiffAugment(policy, seed=seed, name="diff_augment", dtype="float32")(images)
     return keras.Model(images, model(augmented), name=f"{model.name}_diffaugment")

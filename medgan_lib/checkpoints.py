@@ -4,7 +4,8 @@
 (``tf.train.Checkpoint``) and the history up to that epoch. Each is written under a temporary
 name unique to the process, renamed, then published through ``latest.json`` (replaced
 atomically); the last ``KEEP_CHECKPOINTS`` are kept. A resume checks what it reads and falls back
-to an older intact state (:mod:`medgan_lib.resume`). Generator weights of the snapshot epochs go to
+to an older intact state (:mod:`medgan_lib.resume`). The weight average of G is part of the state when the run keeps one,
+and it (else G) is what the snapshot epochs' generator weights hold; they go to
 ``checkpoints/generator/`` (:func:`medgan_lib.rundir.generator_snapshot_path`) and are never pruned.
 """
 from __future__ import annotations
@@ -81,21 +82,24 @@ class Checkpoints(PublishedStates):
     def __init__(self, run_dir: Path, gan: GAN) -> None:
         self.run_dir = Path(run_dir)
         self.gan = gan
+        average = {"generator_average": gan.generator_average} if gan.generator_average is not None else {}
         super().__init__(checkpoints_dir(run_dir), tf.train.Checkpoint(
             generator=gan.generator,
             discriminator=gan.discriminator,
             g_optimizer=gan.g_optimizer,
             d_optimizer=gan.d_optimizer,
             noise=gan.noise,
+            **average,
         ))
 
     def save_generator(self, epoch: int) -> None:
-        """The generator's weights after snapshot ``epoch``, kept for evaluation and exploring."""
+        """The weights of the generator that makes the run's samples (:attr:`GAN.sampler`: the
+        weight average if the run keeps one) after snapshot ``epoch``, for evaluation and export."""
         path = generator_snapshot_path(self.run_dir, epoch)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".tmp_{os.getpid()}_{path.name}")  # same suffix, so Keras writes the same format
         try:
-            self.gan.generator.save_weights(str(tmp))
+            self.gan.sampler.save_weights(str(tmp))
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)

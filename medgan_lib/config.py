@@ -1,4 +1,4 @@
-"""Run configuration and the three presets.
+"""Run configuration and the presets.
 
 The paper gives the architecture but not the image size, latent size, batch size,
 optimiser or learning rates. Every such choice is a field here, with the value each preset uses
@@ -11,6 +11,8 @@ and why.
   plus the changes of ``CPU_CHANGES``, each field with the reason it departs (:func:`derive`
   writes the reasons into ``Config.notes``; a test checks that ``cpu`` differs from ``paper`` in
   exactly those fields). A new recommended preset is one more such table.
+* ``medgan``: the project's recommended synthesis method for 64x64 grayscale, sized for a 2-core
+  CPU and needing no ImageNet file: the paper preset plus ``MEDGAN_CHANGES`` (same mechanism).
 * ``smoke``: a few seconds, for CI.
 """
 from __future__ import annotations
@@ -25,7 +27,8 @@ from .errors import ConfigError
 from .phantom import LANDMARK_NAMES
 
 D_MODES = ("transfer", "scratch", "auto")
-DISCRIMINATORS = ("paper", "dcgan", "projected")
+DISCRIMINATORS = ("paper", "dcgan", "projected", "conv")
+GENERATORS = ("paper", "resize_conv")
 G_LOSSES = ("non_saturating", "saturating")
 G_STEP_D_BATCHES = ("inference", "joint")
 UPDATE_ORDERS = ("alternating", "simultaneous")
@@ -58,6 +61,7 @@ def check_backbone_alpha(backbone: str) -> None:
     if not 0.0 < alpha < math.inf:
         raise ConfigError("backbone", f"width multiplier (alpha) after '@' must be a positive number such as "
                                       f"{name or 'MobileNet'}@0.25; got {backbone!r}")
+AUGMENT_POLICY = ("color", "translation", "cutout")  # DiffAugment's operations
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,12 @@ class Config:
     width: int = 1  # multiplier on every level's filters; the paper is 1
     dropout: float = 0.2
     gn_groups: int = 32  # capped by the channel count of each level
+    # Architecture (project option): "paper" (the literal Table 1 levels above) or "resize_conv"
+    # (nearest upsampling + 3x3 conv + BN + ReLU per level, same level widths: no checkerboard;
+    # dropout and gn_groups unused), with noise injection in its last ``g_noise_levels`` levels.
+    generator: str = "paper"
+    g_noise_levels: int = 0
+    g_ema_decay: float = 0.0  # > 0: an exponential moving average of G's weights makes the samples
     # discriminator (paper section 2.3)
     d_mode: str = "transfer"
     backbone: str = "Xception"
@@ -89,9 +99,13 @@ class Config:
     # Architecture (project option, see discriminator.py): "paper" (backbone + the paper's head,
     # d_mode as above), "dcgan" (small trainable conv net + the paper's head; d_mode and backbone
     # unused) or "projected" (Projected GAN: the backbone, always frozen, tapped at four depths;
-    # d_mode picks ImageNet ("transfer") or random ("scratch") backbone weights).
+    # d_mode picks ImageNet ("transfer") or random ("scratch") backbone weights) or "conv" (a
+    # small trainable conv net without BatchNorm, logits from a Dense layer; spectral norm with
+    # d_spectral_norm).
     discriminator: str = "paper"
-    diff_augment: bool = False  # DiffAugment (colour, translation, cutout) on every image D sees
+    d_spectral_norm: bool = False
+    diff_augment: bool = False  # DiffAugment on every image D sees, with the policy below
+    diff_augment_policy: str = "color,translation,cutout"
     # Labelled synthesis (project option): the generator also outputs one heatmap channel per
     # phantom landmark (medgan_lib.landmarks, in [-1, 1]) and D sees image + heatmaps; phantom data only.
     landmark_heatmaps: bool = False
@@ -120,6 +134,8 @@ class Config:
     adam_beta_2: float = 0.999
     fused_adam: bool = True  # Adam's update as TF's fused ResourceApplyAdam kernel (same formula as Keras')
     real_label: float = 1.0  # < 1 is one-sided label smoothing (Salimans et al. 2016)
+    r1_gamma: float = 0.0  # > 0: R1 gradient penalty on real images, weight gamma (Mescheder et al. 2018)
+    r1_every: int = 4  # lazy R1: the penalty (times r1_every) on every r1_every-th D update
     seed: int = 0
     n_fixed_samples: int = 16
     notes: tuple[str, ...] = field(default=())
@@ -127,10 +143,24 @@ class Config:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check_type(f.name, f.type, getattr(self, f.name))
-        for name, choices in (("d_mode", D_MODES), ("discriminator", DISCRIMINATORS), ("g_loss", G_LOSSES),
+        for name, choices in (("d_mode", D_MODES), ("discriminator", DISCRIMINATORS), ("generator", GENERATORS),
+                              ("g_loss", G_LOSSES),
                               ("g_step_d_batch", G_STEP_D_BATCHES), ("update_order", UPDATE_ORDERS)):
             if getattr(self, name) not in choices:
                 raise ConfigError(name, f"must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
+        if not 0 <= self.g_noise_levels <= self.levels:
+            raise ConfigError("g_noise_levels", f"must be in [0, levels={self.levels}], got {self.g_noise_levels}")
+        if self.g_noise_levels and self.generator != "resize_conv":
+            raise ConfigError("g_noise_levels", "needs generator='resize_conv'")
+        if not 0.0 <= self.g_ema_decay < 1.0:
+            raise ConfigError("g_ema_decay", f"must be in [0, 1), got {self.g_ema_decay}")
+        if self.r1_gamma < 0:
+            raise ConfigError("r1_gamma", f"must be >= 0, got {self.r1_gamma}")
+        if self.r1_every < 1:
+            raise ConfigError("r1_every", f"must be >= 1, got {self.r1_every}")
+        if set(self.augment_policy) - set(AUGMENT_POLICY) or not self.augment_policy:
+            raise ConfigError("diff_augment_policy", f"must be a comma-separated subset of {', '.join(AUGMENT_POLICY)}; "
+                                                     f"got {self.diff_augment_policy!r}")
         if self.channels not in (1, 3):
             raise ConfigError("channels", f"must be 1 or 3, got {self.channels}")
         for name in ("epochs", "batch_size", "latent_dim", "start_size", "start_channels", "levels", "width",
@@ -154,6 +184,11 @@ class Config:
     def output_channels(self) -> int:
         """Channels of the generator's output (and D's input): the image's, plus one per landmark if labelled."""
         return self.channels + (len(LANDMARK_NAMES) if self.landmark_heatmaps else 0)
+
+    @property
+    def augment_policy(self) -> tuple[str, ...]:
+        """``diff_augment_policy`` as a tuple of DiffAugment's operation names."""
+        return tuple(p.strip() for p in self.diff_augment_policy.split(",") if p.strip())
 
     @property
     def image_size(self) -> int:
@@ -232,6 +267,43 @@ CPU_CHANGES: Changes = {
 
 CPU = derive("cpu", PAPER, CPU_CHANGES)
 
+_MEDGAN_SIZE = ("64x64 grayscale from a 4x4x256 start through 4 levels, latent 128, 512 phantom images, "
+                "batch 32: the cpu preset's data and scale")
+_MEDGAN_GENERATOR = ("resize-then-convolve generator (nearest upsampling, 3x3 conv, BN, ReLU; level filters "
+                     "128, 64, 32, 16): the paper's stride-2 transposed convolutions paint a checkerboard")
+_MEDGAN_NOISE = ("per-pixel noise injection in the two finest levels: without it the samples lack the "
+                 "images' quantum grain")
+_MEDGAN_D = ("a small trainable conv discriminator (32-256 filters, no BatchNorm) from random init: no "
+             "ImageNet file needed, and the frozen backbone's features barely see pixel-scale texture")
+_MEDGAN_R1 = "lazy R1 gradient penalty on real images (gamma 0.05 every 4th D step) keeps D smooth on 512 images"
+_MEDGAN_AUGMENT = ("DiffAugment translation + cutout on every image D sees: 512 images are few enough for D "
+                   "to memorise them")
+_MEDGAN_EMA = "samples and snapshots from an exponential moving average of G's weights (decay 0.99)"
+_MEDGAN_ADAM = "Adam beta_2 0.99 (common for GANs with R1)"
+_MEDGAN_EPOCHS = "150 epochs (2,400 steps): sized for about 15 minutes on a 2-core CPU"
+
+MEDGAN_CHANGES: Changes = {
+    "channels": (1, _MEDGAN_SIZE),
+    "start_channels": (256, _MEDGAN_SIZE),
+    "levels": (4, _MEDGAN_SIZE),
+    "latent_dim": (128, _MEDGAN_SIZE),
+    "n_images": (512, _MEDGAN_SIZE),
+    "batch_size": (32, _MEDGAN_SIZE),
+    "generator": ("resize_conv", _MEDGAN_GENERATOR),
+    "width": (16, _MEDGAN_GENERATOR),
+    "g_noise_levels": (2, _MEDGAN_NOISE),
+    "discriminator": ("conv", _MEDGAN_D),
+    "d_mode": ("scratch", _MEDGAN_D),
+    "r1_gamma": (0.05, _MEDGAN_R1),
+    "diff_augment": (True, _MEDGAN_AUGMENT),
+    "diff_augment_policy": ("translation,cutout", _MEDGAN_AUGMENT),
+    "g_ema_decay": (0.99, _MEDGAN_EMA),
+    "adam_beta_2": (0.99, _MEDGAN_ADAM),
+    "epochs": (150, _MEDGAN_EPOCHS),
+}
+
+MEDGAN = derive("medgan", PAPER, MEDGAN_CHANGES)
+
 SMOKE = Config(
     preset="smoke",
     n_images=64,
@@ -248,7 +320,7 @@ SMOKE = Config(
     n_fixed_samples=4,
 )
 
-PRESETS: dict[str, Config] = {c.preset: c for c in (PAPER, CPU, SMOKE)}
+PRESETS: dict[str, Config] = {c.preset: c for c in (PAPER, CPU, MEDGAN, SMOKE)}
 
 
 def preset(name: str) -> Config:

@@ -26,13 +26,16 @@ warning). "transfer" never degrades silently: it raises WeightsUnavailable.
 
 Kinds: ``"paper"`` (the above) and the project variants of :mod:`medgan_lib.d_variants`
 (``"dcgan"``: ``backbone`` and ``mode`` are not used; ``"projected"``: ``mode`` picks the frozen
-backbone's weights, ``head_minibatch_std`` is not used). ``diff_augment=True`` wraps any of
+backbone's weights, ``head_minibatch_std`` is not used) and ``"conv"``, the recommended
+preset's BatchNorm-free conv net (:mod:`medgan_lib.conv_discriminator`; ``backbone``, ``mode``
+and ``head_minibatch_std`` are not used). ``diff_augment=True`` wraps any of
 them with :mod:`medgan_lib.augment`'s DiffAugment. Backbones: :mod:`medgan_lib.backbones`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from typing import Any
 
@@ -46,7 +49,8 @@ from medgan_lib.backbones import (
     make_backbone,
     parse_backbone,
 )
-from medgan_lib.config import D_MODES, DISCRIMINATORS
+from medgan_lib.config import AUGMENT_POLICY, D_MODES, DISCRIMINATORS
+from medgan_lib.conv_discriminator import build_conv_discriminator
 from medgan_lib.d_layers import ToBackboneInput, image_input, paper_head
 from medgan_lib.d_variants import build_dcgan, build_projected
 from medgan_lib.params import compare_counts, parameter_counts
@@ -121,12 +125,15 @@ def build_discriminator(
     kind: str = "paper",
     diff_augment: bool = False,
     seed: int = 0,
+    spectral_norm: bool = False,
+    augment_policy: tuple[str, ...] = AUGMENT_POLICY,
 ) -> tuple[keras.Model, DiscriminatorInfo]:
     """Build the discriminator images -> logits (N, 1); see the module docstring for modes and kinds.
 
     ``input_size`` resizes images to that square size before the backbone (default: the image
     size, raised to the backbone's minimum). ``seed`` seeds the projected variant's random
-    mixing and DiffAugment.
+    mixing and DiffAugment (whose operations are ``augment_policy``); ``spectral_norm`` applies
+    to the "conv" kind only.
 
     "auto" falls back to scratch only on WeightsUnavailable; a wrong file under the official
     name (WeightsHashMismatch) or a missing ``weights_path`` always raises.
@@ -135,12 +142,18 @@ def build_discriminator(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if kind == "dcgan":
-        model = build_dcgan(image_shape, head_minibatch_std)
-        info = _info(model, mode, "scratch", "dcgan", None, None,
-                     "dcgan: small convolutional discriminator, random init, fully trainable (no backbone)",
+    augment = functools.partial(with_diff_augment, seed=seed, policy=augment_policy)
+    if kind in ("dcgan", "conv"):
+        if kind == "dcgan":
+            model = build_dcgan(image_shape, head_minibatch_std)
+            reason = "dcgan: small convolutional discriminator, random init, fully trainable (no backbone)"
+        else:
+            model = build_conv_discriminator(image_shape, spectral_norm)
+            reason = (f"conv: small convolutional discriminator{' with spectral norm' if spectral_norm else ''}, "
+                      "no BatchNorm, random init, fully trainable (no backbone, no ImageNet weights)")
+        info = _info(model, mode, "scratch", kind, None, None, reason,
                      tuple(int(v) for v in image_shape[:2]), kind, diff_augment)
-        return (with_diff_augment(model, seed) if diff_augment else model), info
+        return (augment(model) if diff_augment else model), info
     name, alpha = parse_backbone(backbone)
     projected = kind == "projected"
     source = None
@@ -167,7 +180,7 @@ def build_discriminator(
     info = _info(model, mode, "transfer" if source else "scratch", name, alpha,
                  dataclasses.asdict(source) if source else None, reason,
                  model.get_layer("to_backbone_input").target_size, kind, diff_augment)
-    return (with_diff_augment(model, seed) if diff_augment else model), info
+    return (augment(model) if diff_augment else model), info
 
 
 def build_transfer_architecture(

@@ -17,6 +17,15 @@ mode:
   G follows the very function D was trained as, which a fully trainable backbone needs (its
   BatchNormalization moving statistics lag far behind its training-mode behaviour).
 
+Two project options of the recommended preset, off in the paper's presets:
+
+* ``r1_gamma > 0``: the D loss gains the R1 gradient penalty on the real batch
+  (:func:`medgan_lib.losses.r1_gradient_penalty`), lazily: ``r1_every`` times the penalty on
+  every ``r1_every``-th D update (:meth:`GAN.r1_penalty`). The ``d_loss`` metric stays the BCE.
+* ``g_ema_decay > 0``: ``generator_average`` follows an exponential moving average of G's
+  weights (:class:`medgan_lib.ema.WeightAverage`), updated after every G update; it is
+  :attr:`GAN.sampler`, the generator whose samples and snapshots a run writes.
+
 All randomness of a step comes from a checkpointed ``tf.random.Generator``, so a resumed run
 draws exactly the noise the uninterrupted one would have.
 Under a ``tf.distribute`` strategy (:mod:`medgan_lib.distribute`) each replica runs this step on
@@ -55,7 +64,8 @@ import tensorflow as tf
 from .config import Config
 from .discriminator import split_discriminator
 from .distribute import global_draw, replica_gradients
-from .losses import GENERATOR_LOSSES, bce_discriminator_loss
+from .ema import WeightAverage
+from .losses import GENERATOR_LOSSES, bce_discriminator_loss, r1_gradient_penalty
 
 log = logging.getLogger("medgan")
 
@@ -157,10 +167,16 @@ class GAN(tf.keras.Model):
 
     METRICS = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")
 
-    def __init__(self, generator: tf.keras.Model, discriminator: tf.keras.Model, config: Config) -> None:
+    def __init__(self, generator: tf.keras.Model, discriminator: tf.keras.Model, config: Config,
+                 generator_average: tf.keras.Model | None = None) -> None:
         super().__init__(name="gan")
         self.generator = generator
         self.discriminator = discriminator
+        if (generator_average is None) != (config.g_ema_decay == 0):
+            raise ValueError("a generator_average model is needed exactly when config.g_ema_decay > 0")
+        self.generator_average = generator_average
+        self.weight_average = WeightAverage(generator, generator_average, config.g_ema_decay) if generator_average else None
+        self.r1_gamma, self.r1_every = config.r1_gamma, config.r1_every
         self.latent_dim = config.latent_dim
         self.real_label = config.real_label
         self.generator_loss = GENERATOR_LOSSES[config.g_loss]
@@ -195,6 +211,11 @@ class GAN(tf.keras.Model):
             return self.d_logits.real_features(images, batch_size)
         return images
 
+    @property
+    def sampler(self) -> tf.keras.Model:
+        """The generator whose images a run shows and saves: the weight average if there is one."""
+        return self.generator_average or self.generator
+
     def generate(self, n: tf.Tensor) -> tf.Tensor:
         """``n`` generated images from fresh noise, G in training mode (its Dropout active)."""
         latent = global_draw(self.noise.normal, tf.stack([n, self.latent_dim]))
@@ -213,6 +234,7 @@ class GAN(tf.keras.Model):
         #    images, G moves so that D calls them real; only G's weights move.
         g_grads, g_results = self.generator_gradients(real)
         self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_variables))
+        self.update_average()
         return self.record({**results, **g_results})
 
     def discriminator_gradients(self, real: tf.Tensor) -> tuple[Gradients, dict[str, tf.Tensor]]:
@@ -221,7 +243,26 @@ class GAN(tf.keras.Model):
         with tf.GradientTape() as tape:
             real_logits, fake_logits = self.d_logits.joint(real, fake)
             loss = bce_discriminator_loss(real_logits, fake_logits, self.real_label)
-        return replica_gradients(tape, loss, self.discriminator.trainable_variables), self.d_metrics(loss, real_logits, fake_logits)
+            penalised = loss + self.r1_penalty(real)
+        return replica_gradients(tape, penalised, self.discriminator.trainable_variables), self.d_metrics(loss, real_logits, fake_logits)
+
+    def r1_penalty(self, real: tf.Tensor) -> tf.Tensor:
+        """Lazy R1 (:func:`medgan_lib.losses.r1_gradient_penalty`, Karras et al. 2020): on every
+        ``r1_every``-th D update the penalty times ``r1_every``, else 0; 0 without ``r1_gamma``."""
+        if not self.r1_gamma:
+            return tf.constant(0.0)
+
+        def penalty() -> tf.Tensor:
+            logits = lambda images: self.discriminator(images, training=True)  # noqa: E731
+            return float(self.r1_every) * r1_gradient_penalty(logits, real, self.r1_gamma)
+
+        due = tf.equal(self.d_optimizer.iterations % self.r1_every, 0)
+        return tf.cond(due, penalty, lambda: tf.constant(0.0))
+
+    def update_average(self) -> None:
+        """After a G update: move the generator's weight average (if any) one step."""
+        if self.weight_average is not None:
+            self.weight_average.update()
 
     def generator_gradients(self, real: tf.Tensor) -> tuple[Gradients, dict[str, tf.Tensor]]:
         """Step 2: gradients of the G loss on a freshly generated batch (D in inference mode, or
@@ -240,6 +281,7 @@ class GAN(tf.keras.Model):
         d_grads, g_grads, results = self.simultaneous_gradients(real)
         self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
         self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_variables))
+        self.update_average()
         return results
 
     def simultaneous_gradients(self, real: tf.Tensor) -> tuple[Gradients, Gradients, dict[str, tf.Tensor]]:
@@ -248,8 +290,9 @@ class GAN(tf.keras.Model):
             fake = self.d_logits.fake_inputs(self.generate(tf.shape(real)[0]))
             real_logits, fake_logits = self.d_logits.joint(real, fake)
             d_loss = bce_discriminator_loss(real_logits, fake_logits, self.real_label)
+            penalised = d_loss + self.r1_penalty(real)
             g_loss = self.generator_loss(fake_logits if self.g_step_joint else self.d_logits.fake_only(fake))
-        d_grads = replica_gradients(tape, d_loss, self.discriminator.trainable_variables)
+        d_grads = replica_gradients(tape, penalised, self.discriminator.trainable_variables)
         g_grads = replica_gradients(tape, g_loss, self.generator.trainable_variables)
         del tape
         return d_grads, g_grads, {**self.d_metrics(d_loss, real_logits, fake_logits), "g_loss": g_loss}

@@ -108,7 +108,15 @@ def _upsampling_level(x: tf.Tensor, level: int, filters: int, gn_groups: int) ->
 
 
 def build_generator(config: Config) -> tf.keras.Model:
-    """The generator for ``config``: latent vectors ``(N, latent_dim)`` to images in [-1, 1]."""
+    """The generator for ``config``: latent vectors ``(N, latent_dim)`` to images in [-1, 1].
+
+    ``config.generator="resize_conv"`` builds :mod:`medgan_lib.resize_generator`'s instead of the
+    paper's.
+    """
+    if config.generator == "resize_conv":
+        from .resize_generator import build_resize_conv_generator  # it imports level_filters from here
+
+        return build_resize_conv_generator(config)
     z = tf.keras.Input(shape=(config.latent_dim,), name="z")
     x = tf.keras.layers.Dense(config.start_size**2 * config.start_channels, name="dense")(z)
     x = CheckpointedDropout(config.dropout, seed=config.seed, name="dropout")(x)

@@ -58,3 +58,19 @@ GENERATOR_LOSSES: dict[str, GeneratorLoss] = {
     "non_saturating": non_saturating_generator_loss,
     "saturating": saturating_generator_loss,
 }
+
+
+def r1_gradient_penalty(discriminator: Callable[[tf.Tensor], tf.Tensor], real_images: tf.Tensor,
+                        gamma: float) -> tf.Tensor:
+    """R1 (Mescheder et al. 2018): ``gamma / 2 * E_x ||grad_x logit(x)||^2`` over real images.
+
+    Penalises the discriminator's slope on the data, which keeps it from growing sharp around
+    the few hundred training images. ``discriminator`` maps images to logits (called here in
+    training mode); call this inside the discriminator loss's tape, so that the penalty's own
+    gradient (a second derivative) reaches D's weights.
+    """
+    with tf.GradientTape() as tape:
+        tape.watch(real_images)
+        total = tf.reduce_sum(discriminator(real_images))
+    slopes = tape.gradient(total, real_images)
+    return 0.5 * gamma * tf.reduce_mean(tf.reduce_sum(tf.square(slopes), axis=tf.range(1, tf.rank(slopes))))

@@ -180,11 +180,14 @@ def _build_gan(config: Config, d_mode: str | None, image_shape: tuple[int, int, 
             kind=config.discriminator,
             diff_augment=config.diff_augment,
             seed=config.seed,
+            spectral_norm=config.d_spectral_norm,
+            augment_policy=config.augment_policy,
         )
+        average = build_generator(config) if config.g_ema_decay else None
     if tf.distribute.has_strategy():
         distribute.synchronize_batch_norm(generator)
         distribute.synchronize_batch_norm(discriminator)
-    gan = GAN(generator, discriminator, config)
+    gan = GAN(generator, discriminator, config, average)
     gan.compile(*make_optimizers(config))
     gan.g_optimizer.build(generator.trainable_variables)
     gan.d_optimizer.build(discriminator.trainable_variables)
@@ -354,7 +357,7 @@ def _train_epochs(run: _Run, checkpoints: Checkpoints, history: list[dict], stop
             bar.set_postfix(d_loss=f"{row['d_loss']:.3f}", g_loss=f"{row['g_loss']:.3f}")
             write_atomic(history_path(run_dir), history_csv(history))
             if epoch in snapshots:
-                samples = gan.generator(fixed_noise, training=False).numpy()[..., :config.channels]
+                samples = gan.sampler(fixed_noise, training=False).numpy()[..., :config.channels]
                 sample_path(run_dir, epoch).parent.mkdir(exist_ok=True)
                 save_npy_atomic(sample_path(run_dir, epoch), samples)
                 tensorboard.samples(epoch, save_sample_grid(samples, sample_path(run_dir, epoch, ".png")))
