@@ -18,13 +18,19 @@ import tensorflow as tf
 class _SpectralKernel:
     """Mixin for a Keras layer with a ``kernel``: the power-iteration vector and ``W / sigma``."""
 
-    power_iterations: int
+    def __init__(self, *args: Any, power_iterations: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.power_iterations = power_iterations
 
-    def _build_singular_vector(self) -> None:
+    def build(self, input_shape: tf.TensorShape) -> None:
+        super().build(input_shape)
         filters = int(self.kernel.shape[-1])
         self.singular_vector = self.add_weight(
             name="singular_vector", shape=(1, filters), trainable=False,
             initializer=tf.keras.initializers.RandomNormal(seed=0), dtype=tf.float32)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "power_iterations": self.power_iterations}
 
     def normalised_kernel(self, training: bool | None) -> tf.Tensor:
         """The kernel divided by its estimated top singular value; ``u`` is updated in training."""
@@ -44,40 +50,18 @@ class _SpectralKernel:
 class SpectralConv2D(_SpectralKernel, tf.keras.layers.Conv2D):
     """``Conv2D`` computing with its spectrally normalised kernel (channels-last)."""
 
-    def __init__(self, *args: Any, power_iterations: int = 1, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.power_iterations = power_iterations
-
-    def build(self, input_shape: tf.TensorShape) -> None:
-        super().build(input_shape)
-        self._build_singular_vector()
-
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         outputs = self.convolution_op(inputs, self.normalised_kernel(training))
         if self.use_bias:
             outputs = tf.nn.bias_add(outputs, self.bias)
         return self.activation(outputs)
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "power_iterations": self.power_iterations}
-
 
 class SpectralDense(_SpectralKernel, tf.keras.layers.Dense):
     """``Dense`` computing with its spectrally normalised kernel (inputs of rank 2)."""
-
-    def __init__(self, *args: Any, power_iterations: int = 1, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.power_iterations = power_iterations
-
-    def build(self, input_shape: tf.TensorShape) -> None:
-        super().build(input_shape)
-        self._build_singular_vector()
 
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         outputs = tf.matmul(inputs, self.normalised_kernel(training))
         if self.use_bias:
             outputs = tf.nn.bias_add(outputs, self.bias)
         return self.activation(outputs)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "power_iterations": self.power_iterations}
