@@ -24,12 +24,14 @@ import typing
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import D_MODES, DISCRIMINATORS, G_LOSSES, G_STEP_D_BATCHES, PRESETS, UPDATE_ORDERS, Config, preset
+from .config import (D_MODES, DISCRIMINATORS, G_LOSSES, G_STEP_D_BATCHES, GENERATORS, PRESETS, UPDATE_ORDERS, Config,
+                     preset)
 from .errors import MedganError
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "d_mode": D_MODES,
     "discriminator": DISCRIMINATORS,
+    "generator": GENERATORS,
     "g_loss": G_LOSSES,
     "g_step_d_batch": G_STEP_D_BATCHES,
     "update_order": UPDATE_ORDERS,
@@ -55,9 +57,15 @@ FIELD_HELP: dict[str, str] = {
     "backbone": "discriminator backbone: Xception, ResNet50, ..., MobileNet@0.25, MobileNetV2@0.35",
     "d_minibatch_std": "minibatch standard deviation as one more input to D's head (not in the paper)",
     "d_input_size": "resize images to this side before the backbone (none: the image size)",
-    "discriminator": "architecture: paper (backbone + the paper's head), dcgan (small trainable conv net + head) "
-                     "or projected (Projected GAN on the frozen backbone)",
-    "diff_augment": "DiffAugment (colour, translation, cutout) on every image D sees",
+    "discriminator": "architecture: paper (backbone + the paper's head), dcgan (small trainable conv net + head), "
+                     "projected (Projected GAN on the frozen backbone) or conv (trainable conv net without "
+                     "BatchNorm, the medgan preset's)",
+    "d_spectral_norm": "spectral normalisation of the conv discriminator's kernels (Miyato et al. 2018)",
+    "diff_augment": "DiffAugment on every image D sees (operations: --diff-augment-policy)",
+    "diff_augment_policy": "DiffAugment's operations, a comma-separated subset of color,translation,cutout",
+    "generator": "generator architecture: paper (the literal Table 1 levels) or resize_conv (nearest upsampling "
+                 "+ 3x3 conv per level: no checkerboard)",
+    "g_noise_levels": "resize_conv generator: per-pixel noise injection in its last N levels (0: none)",
     "epochs": "training epochs",
     "batch_size": "images per training step",
     "g_loss": "generator loss: non_saturating -log D(G(z)), or saturating log(1 - D(G(z))) (the paper's eq. 3)",

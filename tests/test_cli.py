@@ -71,20 +71,27 @@ def other_value(name: str, current):
         return str((current or 1) + 1)
     if name == "notes":
         return '["first note", "second, with a comma"]'
-    return {"data": "phantom:40", "backbone": "ResNet50"}[name]
+    return {"data": "phantom:40", "backbone": "ResNet50", "diff_augment_policy": "translation"}[name]
+
+
+# Fields that Config accepts only together with another field's value: that value is set first.
+PREREQUISITES = {"g_noise_levels": {"generator": "resize_conv"}}
 
 
 def test_every_config_field_is_settable_by_set_and_by_its_named_option():
-    base = preset("smoke")
     for f in option_fields():
+        needs = PREREQUISITES.get(f.name, {})
+        base = preset("smoke").replace(**needs)
+        first = [arg for name, value in needs.items() for arg in ("--set", f"{name}={value}")]
         text = other_value(f.name, getattr(base, f.name))
-        by_set = train_config("--preset", "smoke", "--set", f"{f.name}={text}")
+        by_set = train_config("--preset", "smoke", *first, "--set", f"{f.name}={text}")
         assert getattr(by_set, f.name) != getattr(base, f.name), f.name
         assert by_set.replace(**{f.name: getattr(base, f.name)}) == base  # nothing else changed
         if field_type(f.name) is bool:
-            named = train_config("--preset", "smoke", f"--{'' if text == 'true' else 'no-'}{option_name(f.name)[2:]}")
+            named = train_config("--preset", "smoke", *first,
+                                 f"--{'' if text == 'true' else 'no-'}{option_name(f.name)[2:]}")
         else:
-            named = train_config("--preset", "smoke", option_name(f.name), text)
+            named = train_config("--preset", "smoke", *first, option_name(f.name), text)
         assert named == by_set, f.name
     assert train_config("--set", "notes=[\"a\", \"b, c\"]", "--set", "n_images=none").notes == ("a", "b, c")
     assert train_config("--preset", "smoke", "--set", "n_images=none").n_images is None
@@ -171,7 +178,7 @@ def test_help_gives_every_option_a_default_and_every_command_an_example(capsys):
     for f in option_fields():
         entry = options[options.index(f"  {option_name(f.name)}"):]
         assert "(presets: " in " ".join(entry[:400].split()), f.name
-    assert "(presets: cpu 600, paper 600, smoke 3)" in " ".join(out.split())  # --epochs
+    assert "(presets: cpu 600, medgan 150, paper 600, smoke 3)" in " ".join(out.split())  # --epochs
     code, out, _ = run_main(capsys, "generate", "--help")
     assert "(default: png)" in " ".join(out.split())
 
