@@ -142,8 +142,11 @@ def test_a_venv_of_what_environment_yml_lists_imports_medgan_lib_from_notebooks(
         else:
             pytest.fail(f"environment.yml pip entry {line!r} is not handled by this test")
     assert linked > 100 and editable == [REPO]
+    # --ignore-installed: without it pip uninstalls the running environment's own medgan (the one
+    # `make test` goes on to use for nbval) before installing into --prefix.
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--prefix", env_dir, "-e", REPO], check=True, capture_output=True)
+                    "--no-index", "--ignore-installed", "--prefix", env_dir, "-e", REPO],
+                   check=True, capture_output=True)
 
     modules = sorted(notebook_imports())
     assert {"medgan_lib", "os"} <= {m.split(".")[0] for m in modules}
