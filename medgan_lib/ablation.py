@@ -31,6 +31,7 @@ from .data import load_images
 from .evaluation import real_sample, summary_row
 from .metrics import evaluate_images, memorisation_rate, nearest_training_neighbours
 from .rundir import history_path, read_history, snapshot_generator
+from .real_sets import training_images
 from .runs import train
 from .sampling import generate_images, latent_batch
 from .tables import markdown_table
@@ -79,12 +80,6 @@ def heldout_images(config: Config, n: int) -> np.ndarray:
                        seed=config.seed + HELDOUT_SEED_OFFSET).images
 
 
-def training_images(config: Config) -> np.ndarray:
-    """The frames a run with ``config`` trains on."""
-    return load_images(config.data, config.image_size, config.channels, n_images=config.n_images,
-                       seed=config.seed).images
-
-
 def _metrics_row(images: np.ndarray, heldout: np.ndarray, train_images: np.ndarray, seed: int,
                  memorisation_of: np.ndarray | None = None) -> dict[str, Any]:
     """The summary numbers of ``images`` against the held-out frames, and the memorised share of
@@ -100,7 +95,7 @@ def run_row(name: str, config: Config, run_dir: Path, n: int) -> dict[str, Any]:
     generator = snapshot_generator(run_dir, config.epochs, config)
     fake = generate_images(generator, latent_batch(config.seed, n, config.latent_dim))
     history = read_history(history_path(run_dir))
-    row = _metrics_row(fake, heldout_images(config, n), training_images(config), config.seed)
+    row = _metrics_row(fake, heldout_images(config, n), training_images(config).images, config.seed)
     return {**row, "variant": name, "seed": config.seed, "epochs": config.epochs,
             "train_minutes": sum(r["seconds"] for r in history) / 60}
 
@@ -108,7 +103,7 @@ def run_row(name: str, config: Config, run_dir: Path, n: int) -> dict[str, Any]:
 def reference_row(config: Config, n: int) -> dict[str, Any]:
     """``n`` training frames of ``config`` against ``n`` held-out frames (memorised: held-out frames
     this close to a training frame)."""
-    train_images, heldout = training_images(config), heldout_images(config, n)
+    train_images, heldout = training_images(config).images, heldout_images(config, n)
     row = _metrics_row(real_sample(train_images, n, config.seed), heldout, train_images, config.seed, heldout)
     return {**row, "variant": REFERENCE, "seed": config.seed, "epochs": "-", "train_minutes": float("nan")}
 
