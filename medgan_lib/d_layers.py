@@ -47,6 +47,35 @@ class MinibatchStdDev(keras.layers.Layer):
         return tf.concat([features, stat], axis=-1)
 
 
+class GroupStdDev(keras.layers.Layer):
+    """Append one channel: the standard deviation across groups of ``group_size`` consecutive images.
+
+    ProGAN's minibatch standard deviation on feature maps (Karras et al., 2018, section 3): for
+    each group, the per-feature, per-pixel standard deviation over its images, averaged to one
+    number, broadcast as an extra channel to the group's images. A generator that collapses gives
+    its groups a near-zero value that the discriminator can see. Groups are consecutive rows, so
+    in a batch ``[real; fake]`` with both halves a multiple of ``group_size`` no group mixes them.
+    """
+
+    def __init__(self, group_size: int = 4, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.group_size = int(group_size)
+
+    def call(self, maps: tf.Tensor) -> tf.Tensor:
+        """(N, H, W, C) -> (N, H, W, C + 1); N must be a multiple of the group size."""
+        n, height, width, channels = (tf.shape(maps)[i] for i in range(4))
+        group = tf.minimum(self.group_size, n)
+        grouped = tf.reshape(maps, (-1, group, height, width, channels))
+        std = tf.sqrt(tf.math.reduce_variance(grouped, axis=1) + 1e-8)
+        stat = tf.reduce_mean(std, axis=(1, 2, 3))
+        stat = tf.repeat(stat, group)[:, None, None, None] * tf.ones_like(maps[..., :1])
+        return tf.concat([maps, stat], axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        """Serialisable config."""
+        return {**super().get_config(), "group_size": self.group_size}
+
+
 def image_input(image_shape: tuple[int, int, int], any_channels: bool = False) -> keras.KerasTensor:
     """The discriminator's input layer; 1 or 3 channels unless ``any_channels`` (no backbone to feed)."""
     height, width, channels = (int(v) for v in image_shape)

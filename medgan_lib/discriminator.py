@@ -27,8 +27,8 @@ warning). "transfer" never degrades silently: it raises WeightsUnavailable.
 Kinds: ``"paper"`` (the above) and the project variants of :mod:`medgan_lib.d_variants`
 (``"dcgan"``: ``backbone`` and ``mode`` are not used; ``"projected"``: ``mode`` picks the frozen
 backbone's weights, ``head_minibatch_std`` is not used) and ``"conv"``, the recommended
-preset's BatchNorm-free conv net (:mod:`medgan_lib.conv_discriminator`; ``backbone``, ``mode``
-and ``head_minibatch_std`` are not used). ``diff_augment=True`` wraps any of
+preset's BatchNorm-free conv net (:mod:`medgan_lib.conv_discriminator`; ``backbone`` and ``mode``
+are not used; ``head_minibatch_std`` adds a group standard-deviation channel at 4x4). ``diff_augment=True`` wraps any of
 them with :mod:`medgan_lib.augment`'s DiffAugment. Backbones: :mod:`medgan_lib.backbones`.
 """
 
@@ -148,7 +148,7 @@ def build_discriminator(
             model = build_dcgan(image_shape, head_minibatch_std)
             reason = "dcgan: small convolutional discriminator, random init, fully trainable (no backbone)"
         else:
-            model = build_conv_discriminator(image_shape, spectral_norm)
+            model = build_conv_discriminator(image_shape, spectral_norm, head_minibatch_std)
             reason = (f"conv: small convolutional discriminator{' with spectral norm' if spectral_norm else ''}, "
                       "no BatchNorm, random init, fully trainable (no backbone, no ImageNet weights)")
         info = _info(model, mode, "scratch", kind, None, None, reason,

@@ -169,3 +169,29 @@ def test_noise_injection_is_a_function_of_the_latent_batch():
     np.testing.assert_allclose(first[..., 1], -2.0 * noise, atol=1e-5)  # one map shared by the channels
     assert abs(noise.mean()) < 0.2 and 0.8 < noise.std() < 1.2
     assert NoiseInjection(stream=4)([features, z]).shape == features.shape
+
+
+def test_group_stddev_sees_each_group_of_four_alone_and_collapse_as_zero():
+    from medgan_lib.d_layers import GroupStdDev
+
+    rng = np.random.default_rng(0)
+    same = np.repeat(rng.normal(size=(1, 4, 4, 3)), 4, axis=0)  # a collapsed group: 4 equal images
+    varied = rng.normal(size=(4, 4, 4, 3))
+    out = GroupStdDev(group_size=4)(np.concatenate([same, varied]).astype("float32")).numpy()
+    assert out.shape == (8, 4, 4, 4)
+    np.testing.assert_allclose(out[..., :3], np.concatenate([same, varied]), rtol=1e-6)
+    stat = out[:, 0, 0, 3]
+    assert np.all(stat[:4] < 1e-3) and np.all(stat[4:] > 0.5)  # the groups do not mix
+    assert np.ptp(out[4:, ..., 3]) < 1e-6  # one value per group, broadcast
+
+
+def test_conv_discriminator_with_minibatch_std_reacts_to_a_collapsed_batch():
+    from medgan_lib.conv_discriminator import build_conv_discriminator
+
+    tf.keras.utils.set_random_seed(0)
+    model = build_conv_discriminator((32, 32, 1), spectral_norm=False, minibatch_std=True)
+    assert model.get_layer("minibatch_std").output.shape[-1] == 128 + 1  # 3 blocks at 32 px, then the std channel
+    image = np.random.default_rng(1).normal(size=(1, 32, 32, 1)).astype("float32")
+    varied = np.concatenate([image, np.random.default_rng(2).normal(size=(3, 32, 32, 1)).astype("float32")])
+    collapsed = np.repeat(image, 4, axis=0)
+    assert abs(float(model(varied)[0, 0]) - float(model(collapsed)[0, 0])) > 1e-4  # image 0's logit depends on its group
