@@ -5,11 +5,15 @@
 
 Every variant is the ``--preset`` (default ``medgan``) with one component removed (``ABLATIONS``)
 or another preset (``OTHER_PRESETS``: ``paper-method`` is the ``cpu`` preset, the paper's method
-at CPU scale), trained for ``--epochs`` (default: each configuration's own) with every seed
+at CPU scale), with ``--set FIELD=VALUE`` changes applied to every variant (e.g. another
+``data``), trained for ``--epochs`` (default: each configuration's own) with every seed
 into ``OUT/<variant>/seed_<s>/`` (resumable, like any run). Its last generator snapshot (the
 weight average when the run keeps one) makes ``n`` images from fixed latents, compared with
-``n`` HELD-OUT real frames the run never trained on: phantom frames of seed
-``seed + HELDOUT_SEED_OFFSET``. Memorisation is measured against the run's own training frames.
+``n`` HELD-OUT real images the run never trained on: the run's own held-out images
+(:func:`medgan_lib.real_sets.heldout_images`: for the phantom the phantom of the next seed), or
+the images of ``--real SPEC`` (repeatable, concatenated), e.g. a dataset's validation and test
+splits. ``n`` is at most the number of held-out images. Memorisation is measured against the
+run's own training images.
 A reference row per seed compares the training frames with the held-out ones at the same n:
 what a perfect generator would score. ``OUT/results.json`` and ``OUT/results.md`` get one row
 per run, the reference rows, and the mean and range over seeds per variant.
@@ -27,16 +31,16 @@ from typing import Any, Callable
 import numpy as np
 
 from .config import PRESETS, Config, preset
+from .config_cli import parse_set
 from .data import load_images
 from .evaluation import real_sample, summary_row
 from .metrics import evaluate_images, memorisation_rate, nearest_training_neighbours
 from .rundir import history_path, read_history, snapshot_generator
-from .real_sets import training_images
+from .real_sets import heldout_images as run_heldout_images, training_images
 from .runs import train
 from .sampling import generate_images, latent_batch
 from .tables import markdown_table
 
-HELDOUT_SEED_OFFSET = 1000  # phantom seed of the held-out frames: no run trains on it
 ABLATIONS: dict[str, dict[str, Any]] = {
     "medgan": {},
     "no noise injection": {"g_noise_levels": 0},
@@ -68,16 +72,24 @@ SUMMARY_COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
 )
 
 
-def variant_config(name: str, base: str, seed: int, epochs: int | None) -> Config:
-    """The configuration of variant ``name``: ``base`` with an ablation, or another preset."""
+def variant_config(name: str, base: str, seed: int, epochs: int | None,
+                   changes: dict[str, Any] | None = None) -> Config:
+    """The configuration of variant ``name``: ``base`` with an ablation, or another preset, then
+    ``changes`` (the same for every variant), the seed and the budget."""
     config = preset(OTHER_PRESETS[name]) if name in OTHER_PRESETS else preset(base).replace(**ABLATIONS[name])
-    return config.replace(seed=seed, **({"epochs": epochs} if epochs else {}))
+    return config.replace(**(changes or {}), seed=seed, **({"epochs": epochs} if epochs else {}))
 
 
-def heldout_images(config: Config, n: int) -> np.ndarray:
-    """``n`` phantom frames of seed ``config.seed + HELDOUT_SEED_OFFSET``, at the run's size."""
-    return load_images("phantom", config.image_size, config.channels, n_images=n,
-                       seed=config.seed + HELDOUT_SEED_OFFSET).images
+def heldout_images(config: Config, real: list[str] | None = None) -> np.ndarray:
+    """The images ``config``'s run is judged against: those of the ``real`` specs (concatenated),
+    else the run's own held-out images. Never its training images."""
+    if real:
+        return np.concatenate([load_images(spec, config.image_size, config.channels, seed=config.seed).images
+                               for spec in real])
+    images = run_heldout_images(config)
+    if images is None:
+        raise ValueError(f"{config.data}: no held-out images (holdout 0); pass --real SPEC or --set holdout=0.2")
+    return images.images
 
 
 def _metrics_row(images: np.ndarray, heldout: np.ndarray, train_images: np.ndarray, seed: int,
@@ -89,22 +101,23 @@ def _metrics_row(images: np.ndarray, heldout: np.ndarray, train_images: np.ndarr
     return {**summary_row(0, metrics), "memorised": memorisation_rate(scores)}
 
 
-def run_row(name: str, config: Config, run_dir: Path, n: int) -> dict[str, Any]:
-    """Train (or resume) one run and measure its last snapshot against held-out frames."""
+def run_row(name: str, config: Config, run_dir: Path, heldout: np.ndarray) -> dict[str, Any]:
+    """Train (or resume) one run and measure its last snapshot against the held-out images."""
     train(config, run_dir, progress=False)
     generator = snapshot_generator(run_dir, config.epochs, config)
-    fake = generate_images(generator, latent_batch(config.seed, n, config.latent_dim))
+    fake = generate_images(generator, latent_batch(config.seed, len(heldout), config.latent_dim))
     history = read_history(history_path(run_dir))
-    row = _metrics_row(fake, heldout_images(config, n), training_images(config).images, config.seed)
+    row = _metrics_row(fake, heldout, training_images(config).images, config.seed)
     return {**row, "variant": name, "seed": config.seed, "epochs": config.epochs,
             "train_minutes": sum(r["seconds"] for r in history) / 60}
 
 
-def reference_row(config: Config, n: int) -> dict[str, Any]:
-    """``n`` training frames of ``config`` against ``n`` held-out frames (memorised: held-out frames
-    this close to a training frame)."""
-    train_images, heldout = training_images(config).images, heldout_images(config, n)
-    row = _metrics_row(real_sample(train_images, n, config.seed), heldout, train_images, config.seed, heldout)
+def reference_row(config: Config, heldout: np.ndarray) -> dict[str, Any]:
+    """As many training images of ``config`` as held-out images, against them (memorised: held-out
+    images this close to a training image)."""
+    train_images = training_images(config).images
+    row = _metrics_row(real_sample(train_images, len(heldout), config.seed), heldout, train_images, config.seed,
+                       heldout)
     return {**row, "variant": REFERENCE, "seed": config.seed, "epochs": "-", "train_minutes": float("nan")}
 
 
@@ -122,24 +135,36 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def heldout_sample(config: Config, real: list[str] | None, n: int) -> np.ndarray:
+    """At most ``n`` of the held-out images (:func:`heldout_images`), a fixed subset per seed."""
+    images = heldout_images(config, real)
+    return real_sample(images, min(n, len(images)), config.seed)
+
+
 def ablate(out_dir: str | Path, variants: list[str], seeds: list[int], base: str = "medgan",
-           epochs: int | None = None, n: int = 512) -> list[dict[str, Any]]:
+           epochs: int | None = None, n: int = 512, changes: dict[str, Any] | None = None,
+           real: list[str] | None = None) -> list[dict[str, Any]]:
     """Train and measure every variant with every seed, then the references; write results.md / .json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in variants:
         for seed in seeds:
-            config = variant_config(name, base, seed, epochs)
+            config = variant_config(name, base, seed, epochs, changes)
             run_dir = out_dir / name.replace(" ", "_").replace("(", "").replace(")", "") / f"seed_{seed}"
             logging.getLogger("medgan").info("%s, seed %d -> %s", name, seed, run_dir)
-            rows.append(run_row(name, config, run_dir, n))
-    rows += [reference_row(preset(base).replace(seed=seed), n) for seed in seeds]
+            rows.append(run_row(name, config, run_dir, heldout_sample(config, real, n)))
+    for seed in seeds:
+        config = variant_config(variants[0], base, seed, epochs, changes)
+        rows.append(reference_row(config, heldout_sample(config, real, n)))
     command = (f"python -m medgan_lib.ablation --out-dir {out_dir} --preset {base} --variants "
-               f"{shlex.quote(','.join(variants))} "
-               f"--seeds {','.join(map(str, seeds))} --n {n}" + (f" --epochs {epochs}" if epochs else ""))
+               f"{shlex.quote(','.join(variants))} --seeds {','.join(map(str, seeds))} --n {n}"
+               + (f" --epochs {epochs}" if epochs else "")
+               + "".join(f" --set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in (changes or {}).items())
+               + "".join(f" --real {shlex.quote(spec)}" for spec in real or ()))
+    heldout_text = " + ".join(real) if real else "the run's held-out images (phantom: the next seed's frames)"
     notes = (f"{n} generated images (fixed latents, the last snapshot: the weight average where the run keeps one) "
-             f"vs {n} held-out phantom frames (seed + {HELDOUT_SEED_OFFSET}); memorised = share of generated images "
+             f"vs as many held-out real images, never trained on: {heldout_text}; memorised = share of generated images "
              "with Pearson r >= 0.95 to one of the run's training frames; SWD on Laplacian-pyramid patches "
              "(x1e3, levels finest first), precision/recall on 16x16 standardised pixels (k = 3), MS-SSIM of random "
              "pairs (compare with the real frames'); train min = the run's summed epoch times.")
@@ -161,7 +186,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m medgan_lib.ablati
                         "every ablation)")
     parser.add_argument("--seeds", default="0,1", help="comma-separated run seeds (default: 0,1)")
     parser.add_argument("--epochs", type=int, default=None, help="the budget per run (default: each configuration's)")
-    parser.add_argument("--n", type=int, default=512, help="generated and held-out images per evaluation (default: 512)")
+    parser.add_argument("--n", type=int, default=512, help="generated and held-out images per evaluation (default: "
+                        "512, at most the held-out images)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a Config change for "
+                        "every variant, e.g. --set data=npz:cxr.npz#train --set n_images=null (repeatable)")
+    parser.add_argument("--real", action="append", default=None, metavar="SPEC", help="held-out real images "
+                        "(data spec, repeatable: concatenated; default: each run's own held-out images)")
     args = parser.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = sorted(set(variants) - set(choices))
@@ -172,7 +202,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m medgan_lib.ablati
     except ValueError:
         parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    rows = ablate(args.out_dir, variants, seeds, args.preset, args.epochs, args.n)
+    changes = dict(parse_set(item) for item in args.set)
+    rows = ablate(args.out_dir, variants, seeds, args.preset, args.epochs, args.n, changes, args.real)
     print(markdown_table(rows, COLUMNS))
     return 0
 
