@@ -222,7 +222,8 @@ def reference_metrics(training: np.ndarray, real: np.ndarray, seed: int) -> dict
     return evaluate_images(real_sample(real, n, seed), real_sample(training, n, seed), seed=seed, inception=False)
 
 
-def format_rows(rows: list[dict[str, Any]], reference: dict[str, Any] | None = None) -> str:
+def format_rows(rows: list[dict[str, Any]], reference: dict[str, Any] | None = None,
+                title: str = "quality per snapshot epoch") -> str:
     """The main per-epoch numbers as a text table for the terminal, the reference row (``summary_row``
     of :func:`reference_metrics`) last if given."""
     rows = rows + ([reference] if reference else [])
@@ -234,7 +235,42 @@ def format_rows(rows: list[dict[str, Any]], reference: dict[str, Any] | None = N
         "memorised": f"{r['memorisation_rate']:.3f}",
         f"SWD per level ({sizes} px)": " / ".join(f"{float(v):.1f}" for v in r["swd_per_level"].split(";")),
     } for r in rows]
-    return format_table(table, "quality per snapshot epoch")
+    return format_table(table, title)
+
+
+def comparison_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last epoch's row of each labelled :func:`evaluate_run` result (its ``epoch`` the label and
+    the epoch), then each distinct reference row (one when the runs share their real images)."""
+    rows, references = [], {}
+    for label, result in results.items():
+        last = result["per_epoch"][-1]
+        rows.append({**last, "epoch": f"{label}, epoch {last['epoch']}"})
+        if result["reference"]:
+            references.setdefault(result["real"]["fingerprint"], (label, result["reference"]["row"]))
+    for label, row in references.values():
+        name = "real vs real reference" + (f" ({label}'s real images)" if len(references) > 1 else "")
+        rows.append({**row, "epoch": name})
+    return rows
+
+
+def epoch_trend(rows: list[dict[str, Any]]) -> str:
+    """Whether quality rises to the last epoch: SWD (mean and coarsest level), precision / recall and
+    MS-SSIM at the first, last and best epochs of :func:`evaluate_run`'s per-epoch rows."""
+    best = min(rows, key=lambda row: row["swd"])
+    first, last = rows[0], rows[-1]
+    verdict = "the last epoch is the best by SWD" if best is last else (
+        f"SWD is lowest at epoch {best['epoch']}, not at the last epoch {last['epoch']}")
+    coarse = [float(row["swd_per_level"].split(";")[-1]) for row in rows]
+    return "\n".join([
+        f"SWD x1e3: epoch {first['epoch']}: {first['swd']:.1f}, epoch {last['epoch']}: {last['swd']:.1f}, "
+        f"lowest at epoch {best['epoch']}: {best['swd']:.1f}",
+        f"precision / recall at epoch {last['epoch']}: {last['precision']:.3f} / {last['recall']:.3f} "
+        f"(epoch {first['epoch']}: {first['precision']:.3f} / {first['recall']:.3f})",
+        f"{verdict}; MS-SSIM generated {last['ms_ssim_fake']:.3f} vs real {last['ms_ssim_real']:.3f}",
+        f"coarsest SWD level ({rows[0]['swd_resolutions'].split(';')[-1]} px): epoch {first['epoch']}: "
+        f"{coarse[0]:.1f}, epoch {last['epoch']}: {coarse[-1]:.1f}, lowest at epoch "
+        f"{rows[coarse.index(min(coarse))]['epoch']}",
+    ])
 
 
 def metrics_figure(rows: list[dict[str, Any]], title: str):

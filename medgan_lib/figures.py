@@ -387,12 +387,30 @@ def loss_change_correlation(history: Sequence[Mapping], jump_sigma: float = 1.0)
             "jump_opposite_share": jump_opposite, "statement": statement}
 
 
+def loss_summary(history: Sequence[Mapping]) -> str:
+    """:func:`loss_change_correlation`'s statement and both losses' mean and spread over the last half."""
+    half = history[len(history) // 2:]
+    lines = [loss_change_correlation(history)["statement"]]
+    for key, who in (("d_loss", "discriminator"), ("g_loss", "generator")):
+        values = _column(half, key)
+        lines.append(f"{who}: mean {values.mean():.3f} +- {values.std():.3f} over the last {len(half)} epochs "
+                     f"(log 2 = {np.log(2):.3f} is the value at D = 0.5)")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- Table 4
 
 
 def table4_layout(epochs: int) -> list[list[tuple[int, int]]]:
     """Paper Table 4's four rows as (paper epoch, this run's epoch) pairs."""
     return [[(e, scaled_epoch(e, epochs)) for e in row] for row in PAPER_TABLE4_ROWS]
+
+
+def table4_layout_text(epochs: int) -> str:
+    """Paper Table 4's rows with the epochs of a run of ``epochs`` epochs that stand in for them."""
+    return "\n".join(f"({label}) paper epochs {', '.join(str(p) for p, _ in row):<13} -> this run's epochs "
+                     f"{', '.join(str(r) for _, r in row)} of {epochs}"
+                     for label, row in zip("abcd", table4_layout(epochs)))
 
 
 def epoch_table_figure(samples: Mapping[int, np.ndarray], epochs: int, real_images: np.ndarray,

@@ -269,3 +269,58 @@ def imagenet_weights_available(
     except (WeightsUnavailable, WeightsHashMismatch, FileNotFoundError):
         return False
     return True
+
+
+# ----------------------------------------------------------------------------- a preset's discriminator
+
+FOUND, NOT_NEEDED, FALLBACK = "found", "not needed", "fallback"
+
+
+def discriminator_weights(config) -> tuple[str, str]:
+    """What a run of ``config`` will use as its discriminator's backbone, looked up as training does
+    (a download when online): ``(FOUND, where)``, ``(NOT_NEEDED, why)`` for a discriminator without an
+    ImageNet backbone, or ``(FALLBACK, why)`` when mode "auto" finds no file and so trains the backbone
+    from random weights. Mode "transfer" without a file raises WeightsUnavailable; a wrong file
+    under the official name raises WeightsHashMismatch (as training would)."""
+    from .backbones import check_pretrained_alpha, parse_backbone
+
+    if config.discriminator in ("dcgan", "conv") or config.d_mode == "scratch":
+        return NOT_NEEDED, f"the {config.preset} preset's discriminator ({config.discriminator}, {config.d_mode}) uses no ImageNet file"
+    name, alpha = parse_backbone(config.backbone)
+    check_pretrained_alpha(name, alpha)
+    try:
+        source = resolve_imagenet_weights(name, alpha)
+    except WeightsUnavailable as exc:
+        if config.d_mode == "transfer":
+            raise
+        return FALLBACK, str(exc)
+    return FOUND, f"ImageNet {config.backbone} weights for the {config.preset} preset's discriminator: {source.path}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m medgan_lib.pretrained --preset NAME``: one line saying what the preset's discriminator
+    will use; exit status 0 (weights found, or none needed), 1 (mode "auto" without weights: the
+    scratch fallback) or 2 (an ``error:`` line: "transfer" without weights, a wrong file)."""
+    import argparse
+
+    from .config import PRESETS, preset
+    from .errors import run_command
+
+    parser = argparse.ArgumentParser(
+        prog="python -m medgan_lib.pretrained",
+        description="Say whether a preset's discriminator finds its ImageNet weights (as training looks for "
+                    f"them: ${WEIGHTS_DIR_ENV}, the Keras cache, a download when online).",
+        epilog="example: python -m medgan_lib.pretrained --preset cpu   # exit 1: no file, 'auto' trains from scratch")
+    parser.add_argument("--preset", required=True, choices=sorted(PRESETS))
+    args = parser.parse_args(argv)
+
+    def check() -> int:
+        status, text = discriminator_weights(preset(args.preset))
+        print(f"{status}: {text}")
+        return 1 if status == FALLBACK else 0
+
+    return run_command(check)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -52,3 +52,16 @@ def nearest_images(queries: np.ndarray, pool: np.ndarray, k: int = 3) -> tuple[n
     k = min(k, len(p))
     indices = np.argsort(rms, axis=1, kind="stable")[:, :k]
     return indices, np.take_along_axis(rms, indices, axis=1)
+
+
+def diversity_rows(samples: dict[int, np.ndarray], real: np.ndarray) -> list[dict[str, Any]]:
+    """Per snapshot epoch: the per-pixel standard deviation across the samples (near 0: one image
+    for every noise vector) and their mean RMS distance to the nearest ``real`` image; the real
+    images' own standard deviation in a last row ("real data")."""
+    rows = []
+    for epoch, images in samples.items():
+        _, distance = nearest_images(images, real, k=1)
+        rows.append({"epoch": epoch, "sample_std": round(float(images.std(axis=0).mean()), 4),
+                     "nearest_real_rms": round(float(distance.mean()), 4)})
+    rows.append({"epoch": "real data", "sample_std": round(float(real.std(axis=0).mean()), 4), "nearest_real_rms": 0.0})
+    return rows

@@ -4,9 +4,10 @@ nbval cannot pass papermill parameters, so the notebooks' parameters cells read 
 from the environment (``MEDGAN_PRESET``, ``MEDGAN_DATA``, ``MEDGAN_RUN_DIR``). This file sets that
 environment before any kernel starts: always the ``smoke`` preset (the outputs stored in the
 committed notebooks are the smoke preset's) in a fresh temporary run directory, or in
-``MEDGAN_NBVAL_RUN_DIR`` when given (to reuse a smoke run between invocations).
-Notebooks are collected in file order, so 03_training trains the run that the later notebooks read; when 03 is
-deselected, the smoke run is trained here first.
+``MEDGAN_NBVAL_RUN_DIR`` when given (to reuse a smoke run between invocations), and the recommended
+method at smoke scale (preset ``medgan_smoke``) in ``<run dir>_recommended`` beside it.
+Notebooks are collected in file order, so 03_training trains the runs that the later notebooks read; when 03 is
+deselected, both smoke-scale runs are trained here first.
 """
 import os
 import shutil
@@ -21,8 +22,9 @@ _created: list[str] = []
 def pytest_configure(config):
     run_dir = os.environ.get("MEDGAN_NBVAL_RUN_DIR")
     if not run_dir:
-        run_dir = tempfile.mkdtemp(prefix="medgan_nbval_")
-        _created.append(run_dir)
+        base = tempfile.mkdtemp(prefix="medgan_nbval_")
+        _created.append(base)
+        run_dir = os.path.join(base, "run")
     os.environ.update(nbval_environment(run_dir))
 
 

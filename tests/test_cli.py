@@ -178,7 +178,7 @@ def test_help_gives_every_option_a_default_and_every_command_an_example(capsys):
     for f in option_fields():
         entry = options[options.index(f"  {option_name(f.name)}"):]
         assert "(presets: " in " ".join(entry[:400].split()), f.name
-    assert "(presets: cpu 600, medgan 150, paper 600, smoke 3)" in " ".join(out.split())  # --epochs
+    assert "(presets: cpu 600, medgan 150, medgan_smoke 3, paper 600, smoke 3)" in " ".join(out.split())  # --epochs
     code, out, _ = run_main(capsys, "generate", "--help")
     assert "(default: png)" in " ".join(out.split())
 

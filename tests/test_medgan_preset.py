@@ -3,15 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from medgan_lib.config import MEDGAN, MEDGAN_CHANGES, PAPER
+from medgan_lib.config import MEDGAN, MEDGAN_CHANGES, MEDGAN_SMOKE, PAPER
 from medgan_lib.data import load_images
 from medgan_lib.rundir import read_history
 
 DERIVED = {"preset", "notes", "image_size"}
-# The preset at smoke scale: 32 px, small widths, 12 steps, so the weight average's horizon is
-# scaled down too (decay 0.99 over 2,400 steps; 0.7 over 12).
-SMOKE_SCALE = {"levels": 3, "start_channels": 32, "width": 2, "latent_dim": 32, "n_images": 64,
-               "batch_size": 16, "epochs": 3, "n_fixed_samples": 8, "g_ema_decay": 0.7}
 DIVERSITY_FLOOR = 0.1  # per-pixel std across the fixed samples / the training images' (1 = as diverse, 0 = one image); 0.17 measured
 
 
@@ -27,7 +23,7 @@ def test_medgan_differs_from_paper_in_exactly_the_fields_it_explains():
 def medgan_smoke_run(tmp_path_factory):
     from medgan_lib.runs import train
 
-    config = MEDGAN.replace(**SMOKE_SCALE)
+    config = MEDGAN_SMOKE  # the preset at smoke scale (32 px, 12 steps)
     return config, train(config, tmp_path_factory.mktemp("medgan_smoke"), progress=False)
 
 
@@ -65,7 +61,7 @@ def test_lazy_r1_is_applied_every_k_th_discriminator_update_times_k():
     from medgan_lib.losses import r1_gradient_penalty
     from medgan_lib.runs import build_gan
 
-    config = MEDGAN.replace(**SMOKE_SCALE, r1_every=3, diff_augment=False)
+    config = MEDGAN_SMOKE.replace(r1_every=3, diff_augment=False)
     gan, _ = build_gan(config)
     real = tf.random.stateless_normal((4, config.image_size, config.image_size, 1), (3, 1))
     expected = 3 * float(r1_gradient_penalty(lambda x: gan.discriminator(x, training=True), real, config.r1_gamma))

@@ -10,9 +10,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from medgan_lib.config import preset
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PARAMETERS = {"preset", "data", "epochs", "run_dir", "seed"}
+# The notebooks that show the recommended run beside the paper-method run, and those that read the latter.
+TWO_RUNS = {"03_training", "04_loss_dynamics", "05_epoch_table", "07_evaluation"}
+READS_THE_RUN = TWO_RUNS | {"06_explore"}
 
 
 def clean_tool():
@@ -47,7 +52,9 @@ def test_notebook_has_a_papermill_parameters_cell(path):
     assert len(tagged) == 1
     assigned = {t.id for node in ast.parse(tagged[0].source).body if isinstance(node, ast.Assign)
                 for t in node.targets}
-    assert assigned == PARAMETERS
+    expected = (PARAMETERS | ({"recommended_preset", "recommended_run_dir"} if path.stem in TWO_RUNS else set())
+                | ({"fallback_epochs"} if path.stem in READS_THE_RUN else set()))
+    assert assigned == expected
 
 
 def test_clean_rejects_noise_in_checked_cells():
@@ -159,8 +166,13 @@ def test_discriminator_banner_names_what_departs_from_the_paper(tmp_path, kind, 
               "reason": "test", "backbone_input_size": [64, 64], "params": {}, "kind": kind,
               "diff_augment": augment}
     (tmp_path / "provenance.json").write_text(json.dumps({"discriminator": record}))
+    (tmp_path / "config.json").write_text(preset("cpu").to_json())
     text, is_paper_method = nh.discriminator_banner(tmp_path)
     assert is_paper_method == (says is None)
     assert (says is None and "\n" not in text) or (says is not None and says in text)
     if kind != "paper":
         assert "whole backbone" not in text
+    assert nh.OFFLINE_FALLBACK not in text
+    fallback = preset("cpu").replace(epochs=60, notes=preset("cpu").notes + (f"epochs=60: {nh.OFFLINE_FALLBACK}: why",))
+    (tmp_path / "config.json").write_text(fallback.to_json())
+    assert nh.discriminator_banner(tmp_path)[0].endswith(f"\nepochs=60: {nh.OFFLINE_FALLBACK}: why")
