@@ -53,6 +53,7 @@ WEIGHTS_DIR ?= $(or $(MEDGAN_WEIGHTS_DIR),$(abspath $(wildcard ../shared/weights
 reproduce: setup $(KERNEL_SPEC)
 	@set -e; start=$$(date +%s); out="$(abspath $(RUN_DIR))"; mkdir -p "$$out/notebooks"; \
 	rec="$(if $(and $(RECOMMENDED_PRESET),$(RECOMMENDED_RUN_DIR)),$(abspath $(RECOMMENDED_RUN_DIR)))"; \
+	if [ "$$rec" = "$$out" ]; then rec=; fi; \
 	export MEDGAN_HEADLESS=1; \
 	$(if $(WEIGHTS_DIR),export MEDGAN_WEIGHTS_DIR='$(WEIGHTS_DIR)'; echo "make reproduce: ImageNet weights from $(WEIGHTS_DIR)";) \
 	status=0; weights=$$(TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m medgan_lib.pretrained --preset '$(PRESET)') || status=$$?; \

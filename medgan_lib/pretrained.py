@@ -14,6 +14,8 @@ Keras ImageNet weights. This module finds a verified copy of the right file, in 
    reachability probe so that an offline machine fails in seconds instead of hanging.
 
 When nothing works, :class:`WeightsUnavailable` says which file to put where and its URL.
+:func:`discriminator_weights` says what a preset's discriminator will use (found, none needed, or
+the "auto" mode's scratch fallback); ``python -m medgan_lib.pretrained --preset NAME`` prints it.
 
 Hashes: Keras 2.15 ships md5 sums for Xception, ResNet*, InceptionV3 and NASNet (copied from
 the installed ``keras/src/applications/*.py``); it has none for MobileNet v1/v2. The MobileNet
