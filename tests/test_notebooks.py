@@ -57,6 +57,16 @@ def test_notebook_has_a_papermill_parameters_cell(path):
     assert assigned == expected
 
 
+def test_make_reproduce_passes_the_recommended_run_to_the_notebooks_that_show_it():
+    import re
+
+    makefile = (REPO / "Makefile").read_text()
+    listed = re.search(r"^TWO_RUN_NOTEBOOKS := (.*)$", makefile, re.M).group(1).split()
+    assert set(listed) == TWO_RUNS
+    fallback = re.search(r'case " (.*) " in \*" \$\$name "\*\) set -- "\$\$@" -p fallback_epochs', makefile).group(1)
+    assert set(fallback.replace("$(TWO_RUN_NOTEBOOKS)", " ".join(listed)).split()) == READS_THE_RUN
+
+
 def test_clean_rejects_noise_in_checked_cells():
     tool = clean_tool()
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(1)")])

@@ -1,6 +1,8 @@
 """What `make reproduce` decides before and while it runs the notebooks: whether the paper-method run's
 discriminator finds its ImageNet file (else the labelled offline fallback), which runs a notebook
 shows and in what order, and the side-by-side tables."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -54,7 +56,7 @@ def test_the_recommended_run_comes_first_and_an_empty_directory_leaves_it_out(tm
     assert [r.config.preset for r in nh.notebook_runs(*args, "", None)] == ["smoke"]
     assert len(nh.notebook_runs(*args, "smoke", tmp_path / "paper")) == 1  # one directory: shown once
     default = nh.notebook_runs(*args, "medgan", None)[0]
-    assert default.run_dir == (tmp_path.cwd() / ".." / "runs" / "medgan").resolve()
+    assert default.run_dir == (Path.cwd() / ".." / "runs" / "medgan").resolve()
     assert "== smoke preset (paper method)\nx" in nh.per_run_text(runs, lambda run: "x")
 
 
