@@ -92,6 +92,7 @@ class Config:
     # dropout and gn_groups unused), with noise injection in its last ``g_noise_levels`` levels.
     generator: str = "paper"
     g_noise_levels: int = 0
+    g_noise_modulated: bool = False  # noise strength also scaled per image by exp(Dense(z)): images differ in grain
     g_ema_decay: float = 0.0  # > 0: an exponential moving average of G's weights makes the samples
     # discriminator (paper section 2.3)
     d_mode: str = "transfer"
@@ -154,6 +155,8 @@ class Config:
             raise ConfigError("g_noise_levels", f"must be in [0, levels={self.levels}], got {self.g_noise_levels}")
         if self.g_noise_levels and self.generator != "resize_conv":
             raise ConfigError("g_noise_levels", "needs generator='resize_conv'")
+        if self.g_noise_modulated and not self.g_noise_levels:
+            raise ConfigError("g_noise_modulated", "needs noise injection (g_noise_levels > 0)")
         if not 0.0 <= self.g_ema_decay < 1.0:
             raise ConfigError("g_ema_decay", f"must be in [0, 1), got {self.g_ema_decay}")
         if self.r1_gamma < 0:

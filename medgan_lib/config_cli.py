@@ -66,6 +66,7 @@ FIELD_HELP: dict[str, str] = {
     "generator": "generator architecture: paper (the literal Table 1 levels) or resize_conv (nearest upsampling "
                  "+ 3x3 conv per level: no checkerboard)",
     "g_noise_levels": "resize_conv generator: per-pixel noise injection in its last N levels (0: none)",
+    "g_noise_modulated": "noise injection: the strength also scaled per image by exp(Dense(z)), so images differ in grain",
     "epochs": "training epochs",
     "batch_size": "images per training step",
     "g_loss": "generator loss: non_saturating -log D(G(z)), or saturating log(1 - D(G(z))) (the paper's eq. 3)",

@@ -13,7 +13,9 @@ With ``g_noise_levels`` (the last levels, e.g. 2: the two finest) each of those 
 per-pixel Gaussian noise with a learned per-channel strength after its convolution
 (:class:`NoiseInjection`, as StyleGAN's noise inputs): the pixel-scale grain of X-ray images
 (quantum noise) is then a random input the network scales, instead of a pattern it must
-compute from the latent vector.
+compute from the latent vector. With ``g_noise_modulated`` the strength is also scaled per
+image by ``exp(Dense(z))`` (initially 1): X-ray frames differ in dose, so in how grainy they are,
+and an unmodulated strength gives every generated image the same grain.
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ def latent_batch_seed(z: tf.Tensor, stream: int) -> tf.Tensor:
 class NoiseInjection(L.Layer):
     """``features + strength * noise``: one N(0, 1) map per image, shared by all channels,
     scaled by a trainable per-channel ``strength`` (initially 0, so the layer starts as the
-    identity).
+    identity); with ``modulated`` also by ``exp(z . w + b)`` per image (``w``, ``b`` trainable,
+    initially 0).
 
     The noise is drawn by a stateless generator seeded from the latent batch (see
     :func:`latent_batch_seed`) and the layer's ``stream``: the same latent batch always gives the
@@ -45,22 +48,33 @@ class NoiseInjection(L.Layer):
     checkpoint.
     """
 
-    def __init__(self, stream: int, **kwargs) -> None:
+    def __init__(self, stream: int, modulated: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.stream = stream
+        self.modulated = modulated
 
     def build(self, input_shape: list[tf.TensorShape]) -> None:
         self.strength = self.add_weight(name="strength", shape=(int(input_shape[0][-1]),), initializer="zeros")
+        if self.modulated:
+            self.scale = L.Dense(1, kernel_initializer="zeros", name="log_scale")
+            self.scale.build(input_shape[1])
         super().build(input_shape)
+
+    def strength_per_image(self, z: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+        """(N, 1, 1, C): the per-channel strength, times ``exp(Dense(z))`` per image when modulated."""
+        strength = tf.cast(self.strength, dtype)[None, None, None, :]
+        if not self.modulated:
+            return strength
+        return strength * tf.cast(tf.exp(self.scale(tf.cast(z, tf.float32))), dtype)[:, None, None, :]
 
     def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
         features, z = inputs
         shape = tf.concat([tf.shape(features)[:3], [1]], axis=0)
         noise = tf.random.stateless_normal(shape, latent_batch_seed(z, self.stream), dtype=features.dtype)
-        return features + tf.cast(self.strength, features.dtype) * noise
+        return features + self.strength_per_image(z, features.dtype) * noise
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "stream": self.stream}
+        return {**super().get_config(), "stream": self.stream, "modulated": self.modulated}
 
 
 def build_resize_conv_generator(config: Config) -> tf.keras.Model:
@@ -74,7 +88,7 @@ def build_resize_conv_generator(config: Config) -> tf.keras.Model:
         x = L.UpSampling2D(2, interpolation="nearest", name=f"level{level}_upsample")(x)
         x = L.Conv2D(level_filters(config, level), 3, padding="same", use_bias=False, name=f"level{level}_conv3x3")(x)
         if level > config.levels - config.g_noise_levels:
-            x = NoiseInjection(level, name=f"level{level}_noise")([x, z])
+            x = NoiseInjection(level, config.g_noise_modulated, name=f"level{level}_noise")([x, z])
         x = L.BatchNormalization(name=f"level{level}_batchnorm")(x)
         x = L.ReLU(name=f"level{level}_relu")(x)
     x = L.Conv2D(config.output_channels, 3, padding="same", name="to_image")(x)

@@ -75,7 +75,8 @@ def other_value(name: str, current):
 
 
 # Fields that Config accepts only together with another field's value: that value is set first.
-PREREQUISITES = {"g_noise_levels": {"generator": "resize_conv"}}
+PREREQUISITES = {"g_noise_levels": {"generator": "resize_conv"},
+                 "g_noise_modulated": {"generator": "resize_conv", "g_noise_levels": 2}}
 
 
 def test_every_config_field_is_settable_by_set_and_by_its_named_option():

@@ -171,6 +171,28 @@ def test_noise_injection_is_a_function_of_the_latent_batch():
     assert NoiseInjection(stream=4)([features, z]).shape == features.shape
 
 
+def test_modulated_noise_starts_as_the_plain_layer_and_learns_a_strength_per_image():
+    from medgan_lib.resize_generator import NoiseInjection
+
+    features = tf.random.stateless_normal((4, 8, 8, 2), (4, 4))
+    z = tf.random.stateless_normal((4, 6), (5, 0))
+    plain, modulated = NoiseInjection(stream=3), NoiseInjection(stream=3, modulated=True)
+    for layer in (plain, modulated):
+        layer([features, z])
+        layer.strength.assign([0.5, -2.0])
+    np.testing.assert_allclose(modulated([features, z]).numpy(), plain([features, z]).numpy(), atol=1e-6)  # exp(0) = 1
+    modulated.scale.kernel.assign(np.linspace(-0.5, 0.5, 6, dtype="float32")[:, None])
+    added = (modulated([features, z]) - features).numpy()
+    per_image = added[..., 0].std(axis=(1, 2)) / (plain([features, z]) - features).numpy()[..., 0].std(axis=(1, 2))
+    expected = np.exp(z.numpy() @ modulated.scale.kernel.numpy()[:, 0])
+    np.testing.assert_allclose(per_image, expected, rtol=1e-4)  # each image's grain scaled by exp(z . w)
+    assert np.ptp(np.log(per_image)) > 0.5
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(modulated([features, z]) ** 2)
+    grads = tape.gradient(loss, modulated.scale.trainable_weights)
+    assert all(float(tf.reduce_sum(tf.abs(g))) > 0 for g in grads)  # the modulation is trained
+
+
 def test_group_stddev_sees_each_group_of_four_alone_and_collapse_as_zero():
     from medgan_lib.d_layers import GroupStdDev
 
