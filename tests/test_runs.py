@@ -14,6 +14,8 @@ from medgan_lib.config import preset
 from medgan_lib.rundir import read_history, snapshot_epochs
 from medgan_lib.runs import RunError, TrainingDiverged, train
 
+from conftest import LIGHT_BACKBONE
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -75,7 +77,9 @@ def test_non_finite_loss_stops_with_the_last_checkpoint_intact(tmp_path):
     assert not latest.exists() or json.loads(latest.read_text())["epoch"] < 2
 
 
-RESUME_ARGS = ("--preset", "smoke", "--epochs", "6", "--n-images", "512", "--deterministic")
+# 16 steps per epoch: the kill 0.3 s into epoch 4 lands mid-epoch.
+RESUME_ARGS = ("--preset", "smoke", "--backbone", LIGHT_BACKBONE, "--epochs", "6", "--n-images", "256",
+               "--deterministic")
 # The recommended preset at smoke scale: its weight average, R1 steps, DiffAugment and noise
 # injection must resume exactly too.
 MEDGAN_RESUME_ARGS = ("--preset", "medgan", "--epochs", "6", "--n-images", "512", "--levels", "3",
