@@ -21,10 +21,12 @@ from medgan_lib.checkpoints import Checkpoints
 from medgan_lib.rundir import read_history
 from medgan_lib.runs import build_gan
 
+from conftest import LIGHT_BACKBONE
+
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 6  # the smoke preset checkpoints every epoch of a 6-epoch run (all are snapshot epochs)
-ARGS = ("--preset", "smoke", "--epochs", str(EPOCHS), "--n-images", "32")
-CONFIG = preset("smoke").replace(epochs=EPOCHS, n_images=32)
+ARGS = ("--preset", "smoke", "--epochs", str(EPOCHS), "--n-images", "32", "--backbone", LIGHT_BACKBONE)
+CONFIG = preset("smoke").replace(epochs=EPOCHS, n_images=32, backbone=LIGHT_BACKBONE)
 
 
 def medgan(*args: str, run_dir: Path) -> list[str]:
@@ -326,7 +328,7 @@ def tmpfs(tmp_path):
     """A small tmpfs mounted at a temporary directory (root only); yields (mount point, remount)."""
     point = tmp_path / "mnt"
     point.mkdir()
-    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(point)], capture_output=True,
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(point)], capture_output=True,
                          text=True)
     if out.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({out.stderr.strip() or 'mount failed'}): needs root")
@@ -352,7 +354,7 @@ def test_read_only_run_dir_is_one_line_and_untouched(reference, tmpfs, capsys):
 
 
 def test_disk_full_keeps_the_last_checkpoint_and_the_resume_is_exact(reference, tmpfs):
-    point, remount = tmpfs  # 8 MB: room for one 5 MB checkpoint, not for the next beside it
+    point, remount = tmpfs  # 5 MB: room for one 2.9 MB checkpoint, not for the next beside it
     run_dir = point / "run"
     out = train_cli(run_dir)
     assert out.returncode == 2
