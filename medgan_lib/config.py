@@ -280,6 +280,8 @@ _MEDGAN_NOISE = ("per-pixel noise injection in the two finest levels: without it
                  "images' quantum grain")
 _MEDGAN_D = ("a small trainable conv discriminator (32-256 filters, no BatchNorm) from random init: no "
              "ImageNet file needed, and the frozen backbone's features barely see pixel-scale texture")
+_MEDGAN_MBSTD = ("minibatch standard deviation over groups of 4 images at D's 4x4 maps: D sees a batch's lack of "
+                 "variety (phantom seed 0, 150 epochs: SWD x1e3 24.9 -> 21.8, MS-SSIM 0.230 -> 0.224)")
 _MEDGAN_R1 = "lazy R1 gradient penalty on real images (gamma 0.05 every 4th D step) keeps D smooth on 512 images"
 _MEDGAN_AUGMENT = ("DiffAugment translation + cutout on every image D sees: 512 images are few enough for D "
                    "to memorise them")
@@ -299,6 +301,7 @@ MEDGAN_CHANGES: Changes = {
     "g_noise_levels": (2, _MEDGAN_NOISE),
     "discriminator": ("conv", _MEDGAN_D),
     "d_mode": ("scratch", _MEDGAN_D),
+    "d_minibatch_std": (True, _MEDGAN_MBSTD),
     "r1_gamma": (0.05, _MEDGAN_R1),
     "diff_augment": (True, _MEDGAN_AUGMENT),
     "diff_augment_policy": ("translation,cutout", _MEDGAN_AUGMENT),
