@@ -47,8 +47,11 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "no weight average (EMA)": {"g_ema_decay": 0.0},
     "no R1 penalty": {"r1_gamma": 0.0},
     "no DiffAugment": {"diff_augment": False},
+    "no minibatch std in D": {"d_minibatch_std": False},
+    "simultaneous updates + bf16 (fast loop)": {"update_order": "simultaneous", "mixed_precision": True},
     "paper generator (cpu preset's)": {"generator": "paper", "g_noise_levels": 0, "width": 8},
     "plus spectral norm in D": {"d_spectral_norm": True},
+    "plus latent-modulated noise": {"g_noise_modulated": True},
 }
 OTHER_PRESETS = {"paper-method": "cpu"}
 REFERENCE = "reference: training vs held-out real frames"
