@@ -1,6 +1,6 @@
 """06_explore in a real browser: JupyterLab on localhost, driven through headless Chromium.
 
-The test trains a smoke run, starts JupyterLab on a free port with a token and a fresh
+The test uses the session's smoke run, starts JupyterLab on a free port with a token and a fresh
 configuration, opens a copy of 06_explore with widgets enabled (``MEDGAN_HEADLESS`` unset), runs
 all cells from the Run menu, then changes the epoch dropdown and the seed box and waits for the
 figure drawn by the kernel to change in the page. A screenshot of the explorer is written to
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from medgan_lib.notebook_helpers import ENV_HEADLESS, HEADLESS_NOTE, nbval_environment, prepare_smoke_run
+from medgan_lib.notebook_helpers import ENV_DATA, ENV_HEADLESS, HEADLESS_NOTE, nbval_environment
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -64,10 +64,10 @@ def api(url: str, token: str, method: str = "GET", timeout: float = 5) -> int:
 
 
 @contextlib.contextmanager
-def jupyterlab(root: Path, state: Path, environment: dict[str, str], meanwhile=lambda: None):
+def jupyterlab(root: Path, state: Path, environment: dict[str, str]):
     """A JupyterLab server on a free localhost port serving ``root``, its configuration, settings and
-    runtime files under ``state``; ``meanwhile()`` runs while it starts. Yields (base URL, token) once
-    it answers. Always shut down, kernels included."""
+    runtime files under ``state``. Yields (base URL, token) once it answers. Always shut down, kernels
+    included."""
     token, port = secrets.token_hex(16), free_port()
     for name, values in LAB_SETTINGS.items():
         path = state / "settings" / name
@@ -86,7 +86,6 @@ def jupyterlab(root: Path, state: Path, environment: dict[str, str], meanwhile=l
                                   start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        meanwhile()
         deadline = time.monotonic() + SERVER_START_SECONDS
         while True:
             assert server.poll() is None, f"JupyterLab exited:\n{log.read_text()[-3000:]}"
@@ -108,9 +107,10 @@ def jupyterlab(root: Path, state: Path, environment: dict[str, str], meanwhile=l
             os.killpg(server.pid, signal.SIGKILL)  # kernels left behind by a server that did not clean up
 
 
-def lab_environment(run_dir: Path) -> dict[str, str]:
-    """The environment of ``make test``'s notebooks with widgets enabled and this checkout importable."""
-    env = {**os.environ, **nbval_environment(run_dir)}
+def lab_environment(run_dir: Path, data: str) -> dict[str, str]:
+    """The environment of ``make test``'s notebooks on the smoke run in ``run_dir`` (trained on ``data``)
+    with widgets enabled and this checkout importable."""
+    env = {**os.environ, **nbval_environment(run_dir), ENV_DATA: data}
     del env[ENV_HEADLESS]
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     return env
@@ -144,8 +144,7 @@ def wait_until(page, done, seconds: float, what: str) -> None:
         page.wait_for_timeout(250)
 
 
-def test_explorer_widgets_redraw_the_figure_in_jupyterlab(tmp_path):
-    run_dir = tmp_path / "run"
+def test_explorer_widgets_redraw_the_figure_in_jupyterlab(smoke_run, smoke_run_data, tmp_path):
     root = tmp_path / "lab"
     root.mkdir()
     shutil.copy(REPO / "notebooks" / "06_explore.ipynb", root)
@@ -153,7 +152,7 @@ def test_explorer_widgets_redraw_the_figure_in_jupyterlab(tmp_path):
     screenshot = tmp_path / "browser_06_explore.png"
     expect = playwright_api.expect
 
-    with jupyterlab(root, tmp_path / "state", lab_environment(run_dir), lambda: prepare_smoke_run(run_dir)) as (url, token), \
+    with jupyterlab(root, tmp_path / "state", lab_environment(smoke_run, smoke_run_data)) as (url, token), \
             playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
