@@ -11,7 +11,7 @@ from medgan_lib.real_sets import NO_HELDOUT, heldout_images, training_images
 from medgan_lib.rundir import config_differences, read_config, read_provenance
 from medgan_lib.runs import train
 
-from conftest import write_snapshot_run
+from conftest import LIGHT_BACKBONE, write_snapshot_run
 
 
 def test_holdout_field_defaults_to_zero_and_is_validated():
@@ -34,8 +34,8 @@ def test_phantom_training_data_does_not_depend_on_the_fraction():
 
 @pytest.fixture(scope="module")
 def holdout_run(tmp_path_factory, smoke_run_data):
-    """A one-epoch smoke run on the shared npz data with a quarter of its rows held out."""
-    config = preset("smoke").replace(data=smoke_run_data, holdout=0.25, epochs=1)
+    """A one-epoch smoke run (the light backbone) on the shared npz data with a quarter of its rows held out."""
+    config = preset("smoke").replace(data=smoke_run_data, holdout=0.25, epochs=1, backbone=LIGHT_BACKBONE)
     return train(config, tmp_path_factory.mktemp("holdout") / "run", progress=False)
 
 

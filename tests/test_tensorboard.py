@@ -12,6 +12,8 @@ from medgan_lib.config import preset
 from medgan_lib.rundir import tensorboard_dir
 from medgan_lib.tensorboard_log import SAMPLES_TAG, SCALAR_TAGS, TrainingLog, logged_steps, write_evaluation
 
+from conftest import LIGHT_BACKBONE
+
 
 def events(folder):
     return [event for path in sorted(folder.glob("events.out.tfevents.*"))
@@ -55,7 +57,7 @@ def test_evaluation_metrics_replace_the_earlier_evaluation(tmp_path):
 
 def test_training_writes_scalars_every_epoch_and_grids_at_snapshots_once_across_an_interruption(tmp_path,
                                                                                                  monkeypatch):
-    config = preset("smoke").replace(epochs=2, n_images=32)
+    config = preset("smoke").replace(epochs=2, n_images=32, backbone=LIGHT_BACKBONE)
     real_samples = TrainingLog.samples
 
     def interrupt_at_epoch_2(self, epoch, grid):
