@@ -35,6 +35,7 @@ G_LOSSES = ("non_saturating", "saturating")
 G_STEP_D_BATCHES = ("inference", "joint")
 UPDATE_ORDERS = ("alternating", "simultaneous")
 STRATEGIES = ("default", "mirrored", "multiworker")  # train --strategy: a run option, not a Config field
+MINIBATCH_STD_GROUP = 4  # images per group of the conv discriminator's minibatch standard deviation
 LOGICAL_CPUS_ENV = "MEDGAN_LOGICAL_CPUS"  # how many logical CPU devices to split the CPU into
 
 
@@ -157,6 +158,10 @@ class Config:
             raise ConfigError("g_noise_levels", "needs generator='resize_conv'")
         if self.g_noise_modulated and not self.g_noise_levels:
             raise ConfigError("g_noise_modulated", "needs noise injection (g_noise_levels > 0)")
+        if self.d_minibatch_std and self.discriminator == "conv" and self.batch_size % MINIBATCH_STD_GROUP:
+            raise ConfigError("batch_size", f"must be a multiple of {MINIBATCH_STD_GROUP} with the conv discriminator's "
+                                            f"minibatch standard deviation (groups of {MINIBATCH_STD_GROUP} images), "
+                                            f"got {self.batch_size}")
         if not 0.0 <= self.g_ema_decay < 1.0:
             raise ConfigError("g_ema_decay", f"must be in [0, 1), got {self.g_ema_decay}")
         if self.r1_gamma < 0:

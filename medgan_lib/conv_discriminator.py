@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from .config import MINIBATCH_STD_GROUP
 from .d_layers import GroupStdDev
 from .d_variants import LEAK
 from .spectral_norm import SpectralConv2D, SpectralDense
@@ -35,7 +36,7 @@ def build_conv_discriminator(image_shape: tuple[int, int, int], spectral_norm: b
         h = conv(filters, 4, strides=2, padding="same", name=f"conv{block}")(h)
         h = tf.keras.layers.LeakyReLU(LEAK, name=f"lrelu{block}")(h)
     if minibatch_std:
-        h = GroupStdDev(name="minibatch_std")(h)
+        h = GroupStdDev(MINIBATCH_STD_GROUP, name="minibatch_std")(h)
     h = tf.keras.layers.Flatten(name="flatten")(h)
     logits = dense(1, name="logit", dtype="float32")(h)
     return tf.keras.Model(images, logits, name="discriminator_conv" + ("_sn" if spectral_norm else ""))

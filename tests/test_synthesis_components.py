@@ -217,3 +217,12 @@ def test_conv_discriminator_with_minibatch_std_reacts_to_a_collapsed_batch():
     varied = np.concatenate([image, np.random.default_rng(2).normal(size=(3, 32, 32, 1)).astype("float32")])
     collapsed = np.repeat(image, 4, axis=0)
     assert abs(float(model(varied)[0, 0]) - float(model(collapsed)[0, 0])) > 1e-4  # image 0's logit depends on its group
+
+
+def test_a_batch_the_minibatch_std_groups_cannot_split_is_refused_by_name():
+    from medgan_lib.config import MEDGAN
+    from medgan_lib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="batch_size.*multiple of 4.*got 30"):
+        MEDGAN.replace(batch_size=30)
+    assert MEDGAN.replace(batch_size=30, d_minibatch_std=False).batch_size == 30
