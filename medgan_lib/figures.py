@@ -21,6 +21,7 @@ Tables are written next to the figures by ``save_table`` (CSV and aligned text).
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -86,13 +87,25 @@ def figure_labels(fig) -> dict:
     }
 
 
+def wrap_suptitle(fig) -> None:
+    """Break the figure title into lines that fit the figure's width (about 0.55 em per character)."""
+    if fig._suptitle is None:
+        return
+    title = fig._suptitle
+    per_line = max(20, int(fig.get_figwidth() * 72 / (0.55 * title.get_fontsize())))
+    lines = title.get_text().split("\n")
+    title.set_text("\n".join(textwrap.fill(line, per_line) if line else line for line in lines))
+
+
 def save_figure(fig, figures_dir: str | Path, name: str, dpi: int = 150) -> list[Path]:
     """Write ``fig`` as ``figures_dir/name.png`` and ``.pdf``; returns both paths.
 
     Refuses a figure without a title (suptitle or an axes title) or without any axis label:
-    every saved figure must be readable on its own. PDFs carry no creation date, so
-    re-running a notebook on the same run gives the same file.
+    every saved figure must be readable on its own; a title longer than the figure is wide is
+    wrapped (:func:`wrap_suptitle`). PDFs carry no creation date, so re-running a notebook on
+    the same run gives the same file.
     """
+    wrap_suptitle(fig)
     labels = figure_labels(fig)
     if not (labels["suptitle"] or any(t for t, _, _ in labels["axes"])):
         raise ValueError(f"figure {name!r} has no title")

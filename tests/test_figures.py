@@ -164,3 +164,16 @@ def test_load_weights_file_reads_both_keras_layouts(tmp_path, name):
     load_weights_file(target, stored)
     for a, b in zip(source.get_weights(), target.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_title_wider_than_the_figure_is_wrapped_when_saved(tmp_path):
+    title = "medgan preset (recommended method): Generated from the fixed noise after epoch 150 of 150"
+    fig = figures.image_grid_figure(np.zeros((4, 8, 8, 1)), title)  # 2x2 panels: about 3.8 inches wide
+    figures.save_figure(fig, tmp_path, "grid")
+    lines = fig._suptitle.get_text().split("\n")
+    assert len(lines) > 1 and " ".join(lines) == title
+    per_line = fig.get_figwidth() * 72 / (0.55 * fig._suptitle.get_fontsize())
+    assert max(len(line) for line in lines) <= per_line
+    short = figures.image_grid_figure(np.zeros((4, 8, 8, 1)), "short title")
+    figures.save_figure(short, tmp_path, "short")
+    assert short._suptitle.get_text() == "short title"
