@@ -138,6 +138,11 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def set_text(value: Any) -> str:
+    """The ``--set FIELD=TEXT`` text that parses back to ``value`` (strings as they are, the rest as JSON)."""
+    return value if isinstance(value, str) else json.dumps(list(value) if isinstance(value, tuple) else value)
+
+
 def heldout_sample(config: Config, real: list[str] | None, n: int) -> np.ndarray:
     """At most ``n`` of the held-out images (:func:`heldout_images`), a fixed subset per seed."""
     images = heldout_images(config, real)
@@ -163,7 +168,7 @@ def ablate(out_dir: str | Path, variants: list[str], seeds: list[int], base: str
     command = (f"python -m medgan_lib.ablation --out-dir {out_dir} --preset {base} --variants "
                f"{shlex.quote(','.join(variants))} --seeds {','.join(map(str, seeds))} --n {n}"
                + (f" --epochs {epochs}" if epochs else "")
-               + "".join(f" --set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in (changes or {}).items())
+               + "".join(f" --set {shlex.quote(f'{k}={set_text(v)}')}" for k, v in (changes or {}).items())
                + "".join(f" --real {shlex.quote(spec)}" for spec in real or ()))
     heldout_text = " + ".join(real) if real else "the run's held-out images (phantom: the next seed's frames)"
     notes = (f"{n} generated images (fixed latents, the last snapshot: the weight average where the run keeps one) "
