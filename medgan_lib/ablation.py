@@ -32,11 +32,10 @@ import numpy as np
 
 from .config import PRESETS, Config, preset
 from .config_cli import parse_set
-from .data import load_images
 from .evaluation import real_sample, summary_row
 from .metrics import evaluate_images, memorisation_rate, nearest_training_neighbours
 from .rundir import history_path, read_history, snapshot_generator
-from .real_sets import heldout_images as run_heldout_images, training_images
+from .real_sets import given_images, heldout_images as run_heldout_images, training_images
 from .runs import train
 from .sampling import generate_images, latent_batch
 from .tables import markdown_table
@@ -87,8 +86,7 @@ def heldout_images(config: Config, real: list[str] | None = None) -> np.ndarray:
     """The images ``config``'s run is judged against: those of the ``real`` specs (concatenated),
     else the run's own held-out images. Never its training images."""
     if real:
-        return np.concatenate([load_images(spec, config.image_size, config.channels, seed=config.seed).images
-                               for spec in real])
+        return np.concatenate([given_images(config, spec).images for spec in real])
     images = run_heldout_images(config)
     if images is None:
         raise ValueError(f"{config.data}: no held-out images (holdout 0); pass --real SPEC or --set holdout=0.2")

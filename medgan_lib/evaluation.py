@@ -37,7 +37,7 @@ from .metrics import evaluate_images, nearest_images
 from .pretrained import WeightsUnavailable, resolve_imagenet_weights
 from .progress import progress_bar_class
 from .random_streams import STREAM_IDS, stream
-from .real_sets import NO_HELDOUT, NO_HELDOUT_WARNING, heldout_images, training_images
+from .real_sets import NO_HELDOUT, NO_HELDOUT_WARNING, given_images, heldout_images, training_images
 from .rundir import (
     config_path,
     generator_snapshot_path,
@@ -148,7 +148,6 @@ def evaluate_run(
     of ``metrics.json`` with the per-epoch rows under ``"per_epoch"`` and the reference row under
     ``"reference"`` (None when the real images are the training images).
     """
-    from .data import load_images
     from .generator import build_generator
 
     run_dir = Path(run_dir)
@@ -159,7 +158,7 @@ def evaluate_run(
     training = training_images(config)
     warnings = []
     if real:
-        images, real_set = load_images(real, config.image_size, config.channels, seed=config.seed), f"given: {real}"
+        images, real_set = given_images(config, real), f"given: {real}"
     else:
         images, real_set = heldout_images(config), "held-out images (never trained on)"
         if images is None:

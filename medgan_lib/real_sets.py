@@ -46,6 +46,12 @@ def heldout_images(config: Config) -> ImageSet | None:
     return _part(config, "holdout") if has_heldout(config) else None
 
 
+def given_images(config: Config, spec: str) -> ImageSet:
+    """The images of data spec ``spec`` at ``config``'s size and channels: real images a user names
+    to compare a run with (``evaluate --real``, ``ablation --real``)."""
+    return load_images(spec, config.image_size, config.channels, seed=config.seed)
+
+
 def split_record(config: Config, training: ImageSet) -> dict:
     """The train / held-out split of a run, for its provenance: fraction, seeds, counts, fingerprint."""
     record = {"fraction": config.holdout, "split_seed": SPLIT_SEED, "train_images": len(training.images),
