@@ -140,6 +140,7 @@ class Config:
     real_label: float = 1.0  # < 1 is one-sided label smoothing (Salimans et al. 2016)
     r1_gamma: float = 0.0  # > 0: R1 gradient penalty on real images, weight gamma (Mescheder et al. 2018)
     r1_every: int = 4  # lazy R1: the penalty (times r1_every) on every r1_every-th D update
+    g_mode_seeking: float = 0.0  # > 0: weight of the mode-seeking penalty in G's loss (Mao et al. 2019)
     seed: int = 0
     n_fixed_samples: int = 16
     notes: tuple[str, ...] = field(default=())
@@ -166,6 +167,8 @@ class Config:
             raise ConfigError("g_ema_decay", f"must be in [0, 1), got {self.g_ema_decay}")
         if self.r1_gamma < 0:
             raise ConfigError("r1_gamma", f"must be >= 0, got {self.r1_gamma}")
+        if self.g_mode_seeking < 0:
+            raise ConfigError("g_mode_seeking", f"must be >= 0, got {self.g_mode_seeking}")
         if self.r1_every < 1:
             raise ConfigError("r1_every", f"must be >= 1, got {self.r1_every}")
         if set(self.augment_policy) - set(AUGMENT_POLICY) or not self.augment_policy:

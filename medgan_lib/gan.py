@@ -65,7 +65,7 @@ from .config import Config
 from .discriminator import split_discriminator
 from .distribute import global_draw, replica_gradients
 from .ema import WeightAverage
-from .losses import GENERATOR_LOSSES, bce_discriminator_loss, r1_gradient_penalty
+from .losses import GENERATOR_LOSSES, bce_discriminator_loss, mode_seeking_penalty, r1_gradient_penalty
 
 log = logging.getLogger("medgan")
 
@@ -177,6 +177,7 @@ class GAN(tf.keras.Model):
         self.generator_average = generator_average
         self.weight_average = WeightAverage(generator, generator_average, config.g_ema_decay) if generator_average else None
         self.r1_gamma, self.r1_every = config.r1_gamma, config.r1_every
+        self.mode_seeking_weight = config.g_mode_seeking
         self.latent_dim = config.latent_dim
         self.real_label = config.real_label
         self.generator_loss = GENERATOR_LOSSES[config.g_loss]
@@ -218,8 +219,12 @@ class GAN(tf.keras.Model):
 
     def generate(self, n: tf.Tensor) -> tf.Tensor:
         """``n`` generated images from fresh noise, G in training mode (its Dropout active)."""
+        return self.generate_with_latents(n)[1]
+
+    def generate_with_latents(self, n: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(latent vectors, images) of :meth:`generate`."""
         latent = global_draw(self.noise.normal, tf.stack([n, self.latent_dim]))
-        return self.generator(latent, training=True)
+        return latent, self.generator(latent, training=True)
 
     def train_step(self, data) -> dict[str, tf.Tensor]:
         """One step of the paper's algorithm (section 2.1), or of simultaneous updates."""
@@ -268,13 +273,22 @@ class GAN(tf.keras.Model):
         """Step 2: gradients of the G loss on a freshly generated batch (D in inference mode, or
         in training mode on [real; fake] with ``g_step_d_batch="joint"``)."""
         with tf.GradientTape() as tape:
-            fake = self.d_logits.fake_inputs(self.generate(tf.shape(real)[0]))
+            latent, images = self.generate_with_latents(tf.shape(real)[0])
+            fake = self.d_logits.fake_inputs(images)
             if self.g_step_joint:
                 fake_logits = self.d_logits.joint(real, fake)[1]
             else:
                 fake_logits = self.d_logits.fake_only(fake)
             loss = self.generator_loss(fake_logits)
-        return replica_gradients(tape, loss, self.generator.trainable_variables), {"g_loss": loss}
+            penalised = loss + self.mode_seeking(latent, images)
+        return replica_gradients(tape, penalised, self.generator.trainable_variables), {"g_loss": loss}
+
+    def mode_seeking(self, latent: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
+        """The mode-seeking penalty (:func:`medgan_lib.losses.mode_seeking_penalty`, Mao et al. 2019)
+        times ``g_mode_seeking``; 0 without it."""
+        if not self.mode_seeking_weight:
+            return tf.constant(0.0)
+        return self.mode_seeking_weight * mode_seeking_penalty(latent, images)
 
     def simultaneous_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
         """Both updates from one generated batch and one D forward, gradients at the same weights."""
@@ -287,13 +301,15 @@ class GAN(tf.keras.Model):
     def simultaneous_gradients(self, real: tf.Tensor) -> tuple[Gradients, Gradients, dict[str, tf.Tensor]]:
         """D and G gradients, both at the current weights, from one generated batch and one D forward."""
         with tf.GradientTape(persistent=True) as tape:
-            fake = self.d_logits.fake_inputs(self.generate(tf.shape(real)[0]))
+            latent, images = self.generate_with_latents(tf.shape(real)[0])
+            fake = self.d_logits.fake_inputs(images)
             real_logits, fake_logits = self.d_logits.joint(real, fake)
             d_loss = bce_discriminator_loss(real_logits, fake_logits, self.real_label)
             penalised = d_loss + self.r1_penalty(real)
             g_loss = self.generator_loss(fake_logits if self.g_step_joint else self.d_logits.fake_only(fake))
+            g_penalised = g_loss + self.mode_seeking(latent, images)
         d_grads = replica_gradients(tape, penalised, self.discriminator.trainable_variables)
-        g_grads = replica_gradients(tape, g_loss, self.generator.trainable_variables)
+        g_grads = replica_gradients(tape, g_penalised, self.generator.trainable_variables)
         del tape
         return d_grads, g_grads, {**self.d_metrics(d_loss, real_logits, fake_logits), "g_loss": g_loss}
 

@@ -74,3 +74,20 @@ def r1_gradient_penalty(discriminator: Callable[[tf.Tensor], tf.Tensor], real_im
         total = tf.reduce_sum(discriminator(real_images))
     slopes = tape.gradient(total, real_images)
     return 0.5 * gamma * tf.reduce_mean(tf.reduce_sum(tf.square(slopes), axis=tf.range(1, tf.rank(slopes))))
+
+
+def mode_seeking_penalty(latents: tf.Tensor, images: tf.Tensor, pool: int = 4, epsilon: float = 1e-5) -> tf.Tensor:
+    """Mode seeking (Mao et al. 2019, "Mode Seeking Generative Adversarial Networks for Diverse
+    Image Synthesis", eq. 3), as a loss G minimises: ``1 / (d_I(G(z1), G(z2)) / d_z(z1, z2) + eps)``.
+
+    The batch is split into pairs (row i with row i + n/2); ``d`` is the mean absolute difference,
+    averaged over the pairs before the ratio, as in the authors' code. A generator that maps
+    different latent vectors to the same image pays a large penalty. Project choice: the images
+    are compared after ``pool`` x ``pool`` average pooling, so that only differences in layout and
+    brightness count, not per-pixel grain (which noise inputs could raise at no cost).
+    """
+    half = tf.shape(latents)[0] // 2
+    pooled = tf.nn.avg_pool2d(tf.cast(images, tf.float32), pool, pool, "VALID")
+    image_distance = tf.reduce_mean(tf.abs(pooled[:half] - pooled[half:2 * half]))
+    latent_distance = tf.reduce_mean(tf.abs(tf.cast(latents[:half] - latents[half:2 * half], tf.float32)))
+    return 1.0 / (image_distance / latent_distance + epsilon)

@@ -226,3 +226,30 @@ def test_a_batch_the_minibatch_std_groups_cannot_split_is_refused_by_name():
     with pytest.raises(ConfigError, match="batch_size.*multiple of 4.*got 30"):
         MEDGAN.replace(batch_size=30)
     assert MEDGAN.replace(batch_size=30, d_minibatch_std=False).batch_size == 30
+
+
+def test_mode_seeking_penalty_is_the_inverse_distance_ratio_of_pooled_pairs():
+    from medgan_lib.losses import mode_seeking_penalty
+
+    latents = tf.constant(np.random.default_rng(0).standard_normal((8, 5)), tf.float32)
+    images = tf.constant(np.random.default_rng(1).uniform(-1, 1, (8, 8, 8, 1)), tf.float32)
+    pooled = images.numpy().reshape(8, 2, 4, 2, 4, 1).mean(axis=(2, 4))
+    ratio = np.abs(pooled[:4] - pooled[4:]).mean() / np.abs(latents.numpy()[:4] - latents.numpy()[4:]).mean()
+    assert float(mode_seeking_penalty(latents, images)) == pytest.approx(1 / (ratio + 1e-5), rel=1e-5)
+    checkerboard = np.indices((8, 8)).sum(axis=0) % 2 - 0.5  # averages to 0 in every 4x4 block
+    grainy = images + tf.constant(checkerboard[None, :, :, None] * np.array([1] * 4 + [-1] * 4)[:, None, None, None], tf.float32)
+    assert float(mode_seeking_penalty(latents, grainy)) == pytest.approx(float(mode_seeking_penalty(latents, images)), rel=1e-5)
+    collapsed = tf.concat([images[:4], images[:4]], axis=0)  # every pair the same image
+    assert float(mode_seeking_penalty(latents, collapsed)) == pytest.approx(1e5, rel=1e-3)
+
+
+def test_mode_seeking_adds_its_weighted_penalty_to_the_generator_loss_only_when_asked():
+    from medgan_lib.config import MEDGAN_SMOKE
+    from medgan_lib.losses import mode_seeking_penalty
+    from medgan_lib.runs import build_gan
+
+    latents = tf.random.stateless_normal((4, MEDGAN_SMOKE.latent_dim), (5, 1))
+    images = tf.random.stateless_uniform((4, 32, 32, 1), (5, 2), -1, 1)
+    gan, _ = build_gan(MEDGAN_SMOKE.replace(g_mode_seeking=2.5))
+    assert float(gan.mode_seeking(latents, images)) == pytest.approx(2.5 * float(mode_seeking_penalty(latents, images)))
+    assert float(build_gan(MEDGAN_SMOKE)[0].mode_seeking(latents, images)) == 0.0
