@@ -22,7 +22,11 @@ after a warm-up; steps per round are chosen so that the naive loop takes about
   ``+fused Adam`` (one fused kernel per variable update; this row is the ``cpu`` preset's loop) and
   ``bf16`` (``mixed_precision=True``, where the CPU has bf16 instructions): the fast loop.
 
-``--quick`` keeps only the naive and the fast loop, with shorter rounds and no thread probes.
+A preset whose own loop is none of these (``medgan``: alternating + fused Adam + bf16) is also
+timed in its own loop, the ``own`` row (:func:`own_loop`).
+
+``--quick`` keeps only the naive, the fast and the preset's own loop, with shorter rounds and no
+thread probes.
 
 Per loop: images/s (median over rounds), the ratio to naive, the share of step time spent waiting
 for the next batch (``next()`` on the prefetched tf.data iterator), step memory (peak of
@@ -299,10 +303,16 @@ def case_images(config: Config) -> np.ndarray:
     return load_images(config.data, config.image_size, config.channels, n_images=config.n_images, seed=config.seed).images
 
 
+def own_loop(config: Config) -> dict[str, Any]:
+    """The loop settings (the fields of :data:`NAIVE`) ``config`` trains with."""
+    return {name: getattr(config, name) for name in NAIVE}
+
+
 def bench_case(config: Config, args: argparse.Namespace) -> tuple[list[Measurement], str]:
-    """Interleaved timing of the loops for one case: (their measurements, weights note)."""
+    """Interleaved timing of the loops for one case (the preset's own loop too, when it is another
+    one): (their measurements, weights note)."""
     images = case_images(config)
-    settings = [NAIVE] + ([] if args.quick else list(INTERMEDIATE)) + [FAST]
+    settings = [NAIVE] + ([] if args.quick else list(INTERMEDIATE)) + [FAST, own_loop(config)]
     loops: list[Loop] = []
     for changes in settings:
         loop, weights = make_loop(config.replace(**changes), images, loops[0].gan if loops else None)

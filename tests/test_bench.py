@@ -41,6 +41,7 @@ def test_quick_benchmark_writes_its_table(tmp_path):
     assert "| preset | size | D | loop | images/s | x naive |" in report
     assert "| smoke | 32 | scratch | alternating f32 |" in report
     assert "| smoke | 32 | scratch | simultaneous+fused Adam bf16 |" in report
+    assert "| smoke | 32 | scratch | alternating+fused Adam f32 |" in report  # the smoke preset's own loop
     assert "float32" in report and "bf16" in report and "Machine:" in report
 
 
@@ -52,3 +53,13 @@ def test_presets_without_a_backbone_run_in_their_own_mode_only(monkeypatch):
     args = parse_args(["--presets", "smoke", "conv-smoke", "--sizes", "32", "64"])
     assert speed_cases(args) == [("smoke", "32", "transfer"), ("smoke", "32", "scratch"), ("smoke", "64", "transfer"),
                                  ("smoke", "64", "scratch"), ("conv-smoke", "32", "scratch"), ("conv-smoke", "64", "scratch")]
+
+
+def test_the_medgan_preset_is_timed_in_its_own_loop():
+    from medgan_lib.bench import FAST, NAIVE, loop_name, own_loop
+    from medgan_lib.config import MEDGAN
+
+    own = own_loop(MEDGAN)
+    assert own == {"update_order": "alternating", "cache_real_features": True, "fused_adam": True,
+                   "mixed_precision": True}
+    assert loop_name(MEDGAN.replace(**own), cache=False) not in {loop_name(MEDGAN.replace(**c), False) for c in (NAIVE, FAST)}
