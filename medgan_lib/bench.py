@@ -533,7 +533,8 @@ def parse_args(argv: list[str], prog: str = "python -m medgan_lib.bench") -> arg
     parser.add_argument("what", nargs="?", choices=("speed", "quality"), default="speed",
                         help="speed: training-step throughput of the loops; quality: short runs of each loop, "
                              "evaluated (default: speed)")
-    parser.add_argument("--quick", action="store_true", help="naive and fast loops only, short rounds, no thread probes (default: off)")
+    parser.add_argument("--quick", action="store_true", help="naive, fast and the preset's own loops only, short "
+                        "rounds, no thread probes (default: off)")
     parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=DEFAULT_PRESETS,
                         help=f"model families (presets) (default: {' '.join(DEFAULT_PRESETS)})")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128], help="image sides (default: 64 128)")
