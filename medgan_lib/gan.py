@@ -17,7 +17,7 @@ mode:
   G follows the very function D was trained as, which a fully trainable backbone needs (its
   BatchNormalization moving statistics lag far behind its training-mode behaviour).
 
-Two project options of the recommended preset, off in the paper's presets:
+Project options of the recommended preset, off in the paper's presets:
 
 * ``r1_gamma > 0``: the D loss gains the R1 gradient penalty on the real batch
   (:func:`medgan_lib.losses.r1_gradient_penalty`), lazily: ``r1_every`` times the penalty on
@@ -25,6 +25,9 @@ Two project options of the recommended preset, off in the paper's presets:
 * ``g_ema_decay > 0``: ``generator_average`` follows an exponential moving average of G's
   weights (:class:`medgan_lib.ema.WeightAverage`), updated after every G update; it is
   :attr:`GAN.sampler`, the generator whose samples and snapshots a run writes.
+* ``g_mode_seeking > 0``: the G loss gains that weight times the mode-seeking penalty of the
+  generated batch (:func:`medgan_lib.losses.mode_seeking_penalty`, :meth:`GAN.mode_seeking`), in
+  both update orders. The ``g_loss`` metric stays the adversarial loss.
 
 All randomness of a step comes from a checkpointed ``tf.random.Generator``, so a resumed run
 draws exactly the noise the uninterrupted one would have.

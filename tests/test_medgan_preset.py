@@ -40,17 +40,14 @@ def test_medgan_at_smoke_scale_leaves_chance_and_keeps_diverse_samples(medgan_sm
 
 def test_snapshots_and_samples_come_from_the_weight_average(medgan_smoke_run):
     from medgan_lib.checkpoints import Checkpoints
-    from medgan_lib.gan import precision_policy
-    from medgan_lib.generator import build_generator
-    from medgan_lib.rundir import generator_snapshot_path
+    from medgan_lib.rundir import snapshot_generator
     from medgan_lib.runs import build_gan
 
     config, run_dir = medgan_smoke_run
     gan, _ = build_gan(config)
     Checkpoints(run_dir, gan).restore()
-    with precision_policy(config.mixed_precision):  # the policy the run's samples were drawn under
-        snapshot = build_generator(config)
-    snapshot.load_weights(str(generator_snapshot_path(run_dir, config.epochs)))
+    # built under the policy the run's samples were drawn under
+    snapshot = snapshot_generator(run_dir, config.epochs, config, mixed_precision=config.mixed_precision)
     for saved, average, raw in zip(snapshot.weights, gan.generator_average.weights, gan.generator.weights):
         np.testing.assert_array_equal(saved.numpy(), average.numpy(), err_msg=saved.name)
     assert any(not np.array_equal(a.numpy(), r.numpy()) for a, r in zip(snapshot.weights, gan.generator.weights))
