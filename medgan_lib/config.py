@@ -301,7 +301,8 @@ _MEDGAN_BF16 = ("bfloat16 mixed precision: on this CPU (native bf16) the alterna
                 "and 1.3x on two, at the same quality (phantom seed 0, 150 epochs: SWD x1e3 21.8 f32 vs 22.7 bf16, "
                 "recall 0.49 both)")
 _MEDGAN_ADAM = "Adam beta_2 0.99 (common for GANs with R1)"
-_MEDGAN_EPOCHS = "150 epochs (2,400 steps): sized for about 15 minutes on a 2-core CPU"
+_MEDGAN_EPOCHS = ("150 epochs (2,400 steps): 11 minutes on this 2-core CPU (make reproduce), about 13 on one core "
+                  "with the other busy")
 
 MEDGAN_CHANGES: Changes = {
     "channels": (1, _MEDGAN_SIZE),

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 DEFAULT_SIGMA = 1.5  # pixels, at every image size
 DEFAULT_THRESHOLD = 0.5  # presence: heatmap peak above this, in [0, 1] units
 LOG_FLOOR = 1e-4
-LABELLED_DISCRIMINATORS = ("dcgan",)  # the paper's and the projected D feed a 1- or 3-channel backbone
+LABELLED_DISCRIMINATORS = ("dcgan", "conv")  # the paper's and the projected D feed a 1- or 3-channel backbone
 
 
 def encode_heatmaps(xy: np.ndarray, present: np.ndarray, size: int, sigma: float = DEFAULT_SIGMA) -> np.ndarray:

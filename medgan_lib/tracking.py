@@ -4,9 +4,10 @@ For every real-set size ``N_real`` and seed:
 
 1. the real set: the first ``N_real`` phantom frames of that seed with their landmarks (the
    labelled GAN and every tracker see only these);
-2. a labelled GAN (``landmark_heatmaps``, the dcgan discriminator on the ``cpu`` preset's
-   generator) trained on them for about ``gan_steps`` optimiser steps, and ``n_synthetic``
-   frames drawn from it, their landmarks read from the generated heatmap channels;
+2. a labelled GAN (``landmark_heatmaps`` on the recommended ``medgan`` preset: resize-convolve
+   generator, conv discriminator with R1, DiffAugment, weight average, mode seeking) trained on
+   them for about ``gan_steps`` optimiser steps, and ``n_synthetic`` frames drawn from its
+   weight average, their landmarks read from the generated heatmap channels;
 3. one tracker per arm, each for exactly ``tracker_steps`` optimiser steps:
 
    * ``real``: the real frames;
@@ -44,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import CPU, SMOKE, Config
+from .config import MEDGAN, MEDGAN_SMOKE, MINIBATCH_STD_GROUP, Config
 from .landmarks import split_labelled_output
 from .phantom import make_phantom
 from .tracker import LabelledFrames, TrackerConfig, landmark_metrics, mean_position_baseline, predict, train_tracker
@@ -53,6 +54,7 @@ ARMS = ("real", "real+synthetic", "synthetic", "real+augment", "real+synthetic-f
 TEST_SEED = 1_000_003  # phantom seed of the test frames; training seeds are the experiment's seeds
 METRICS = ("error_px", "error_pct", "pck3", "presence_accuracy")
 GAN_MIN_IMAGES_PER_EPOCH = 512  # small real sets are repeated to this many images per GAN epoch
+SCALES = {"medgan": MEDGAN, "smoke": MEDGAN_SMOKE}  # the labelled GAN's base preset per experiment scale
 
 
 @dataclass(frozen=True)
@@ -63,18 +65,21 @@ class Settings:
     seeds: tuple[int, ...] = (0, 1, 2)
     n_synthetic: int = 2000
     n_test: int = 1000
-    gan_steps: int = 1000
+    gan_steps: int = 2400
     tracker_steps: int = 600
     arms: tuple[str, ...] = ARMS
     filter_px: float = 3.0
-    scale: str = "cpu"  # "cpu": 64 px (the cpu preset's generator); "smoke": 32 px, tiny models, for tests
+    scale: str = "medgan"  # "medgan": 64 px, the medgan preset; "smoke": 32 px, medgan_smoke, for tests
 
     def __post_init__(self) -> None:
         unknown = set(self.arms) - set(ARMS)
         if unknown:
             raise ValueError(f"unknown arms {sorted(unknown)}; choose from {ARMS}")
-        if self.scale not in ("cpu", "smoke"):
-            raise ValueError(f"scale must be cpu or smoke, got {self.scale!r}")
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {tuple(SCALES)}, got {self.scale!r}")
+        if min(self.n_real) < MINIBATCH_STD_GROUP:
+            raise ValueError(f"every N_real must be at least {MINIBATCH_STD_GROUP} (the discriminator's "
+                             f"minibatch-deviation group), got {min(self.n_real)}")
 
     @property
     def image_size(self) -> int:
@@ -82,15 +87,16 @@ class Settings:
 
     @property
     def gan_base(self) -> Config:
-        return CPU if self.scale == "cpu" else SMOKE
+        return SCALES[self.scale]
 
     def gan_config(self, n_real: int, seed: int) -> Config:
-        """The labelled GAN for ``n_real`` frames: epochs chosen so that it takes about ``gan_steps`` steps."""
-        batch = min(self.gan_base.batch_size, n_real)
+        """The labelled GAN for ``n_real`` frames: epochs chosen so that it takes about ``gan_steps``
+        steps (batches a multiple of the discriminator's minibatch-deviation group)."""
+        batch = min(self.gan_base.batch_size, n_real) // MINIBATCH_STD_GROUP * MINIBATCH_STD_GROUP
         repeats = max(1, min(GAN_MIN_IMAGES_PER_EPOCH // n_real, self.gan_steps * batch // n_real))
         epochs = max(1, round(self.gan_steps / (n_real * repeats // batch)))
-        return self.gan_base.replace(discriminator="dcgan", landmark_heatmaps=True, n_images=n_real, seed=seed,
-                                     batch_size=batch, epochs=epochs, data="phantom", data_repeats=repeats)
+        return self.gan_base.replace(landmark_heatmaps=True, n_images=n_real, seed=seed, batch_size=batch,
+                                     epochs=epochs, data="phantom", data_repeats=repeats)
 
     def tracker_config(self, seed: int, augment: tuple[str, ...] = ()) -> TrackerConfig:
         per_epoch = math.gcd(self.tracker_steps, 100)
@@ -122,11 +128,9 @@ def real_frames(n: int, size: int, seed: int) -> LabelledFrames:
 def synthesize(run_dir: Path, config: Config, n: int, seed: int) -> LabelledFrames:
     """``n`` frames and landmarks from the last generator snapshot of a labelled GAN run."""
     from .generate import latent_stream, sampling_snapshot
-    from .generator import build_generator
-    from .rundir import load_weights_file
+    from .rundir import snapshot_generator
 
-    generator = build_generator(config)
-    load_weights_file(generator, sampling_snapshot(run_dir).path)
+    generator = snapshot_generator(run_dir, sampling_snapshot(run_dir).epoch, config, config.mixed_precision)
     parts = []
     for _, z in latent_stream(seed, n, config.latent_dim, 128):
         images, xy, present = split_labelled_output(generator(z, training=False), config.channels)
@@ -327,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=defaults.tracker_steps, help="optimiser steps of every tracker")
     parser.add_argument("--arms", type=lambda t: tuple(a for a in t.split(",") if a), default=defaults.arms)
     parser.add_argument("--filter-px", type=float, default=defaults.filter_px)
-    parser.add_argument("--scale", choices=("cpu", "smoke"), default=defaults.scale)
+    parser.add_argument("--scale", choices=tuple(SCALES), default=defaults.scale)
     args = parser.parse_args(argv)
     try:
         settings = Settings(n_real=args.n_real, seeds=args.seeds, n_synthetic=args.synthetic, n_test=args.n_test,
