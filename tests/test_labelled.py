@@ -79,7 +79,7 @@ def test_generated_heatmaps_are_the_encoding_of_their_points():
     layer = LandmarkHeatmaps(len(LANDMARK_NAMES))
     features = tf.random.stateless_normal((3, 32, 32, 8), seed=(1, 2))
     layer.build(features.shape)
-    layer.presence_logits.bias.assign(np.array([30.0, -30.0, 30.0, 30.0, 30.0], np.float32))  # presence 1 / 0
+    layer.presence_logits.bias.assign(np.array([2.0, -2.0, 2.0, 2.0, 2.0], np.float32))  # drawn as 1 / 0
     xy, presence = layer.points(features)
     present = presence.numpy() > 0.5
     np.testing.assert_array_equal(present, np.tile([True, False, True, True, True], (3, 1)))

@@ -4,6 +4,7 @@ import csv
 import numpy as np
 import pytest
 
+from medgan_lib.config import MEDGAN
 from medgan_lib.tracker import LabelledFrames, load_tracker
 from medgan_lib.tracking import (
     ARMS,
@@ -83,3 +84,15 @@ def test_agreement_filter():
 def test_bad_arm_is_one_error_line(tmp_path, capsys):
     assert main(["--out-dir", str(tmp_path), "--arms", "real,bogus"]) == 2
     assert capsys.readouterr().err.startswith("error: unknown arms ['bogus']")
+
+
+def test_the_labelled_gan_is_the_recommended_preset_with_landmarks():
+    settings = Settings()
+    config = settings.gan_config(32, 1)
+    assert config.landmark_heatmaps and config.discriminator == "conv" and config.generator == "resize_conv"
+    assert config.g_ema_decay == MEDGAN.g_ema_decay and config.seed == 1 and config.n_images == 32
+    steps = config.epochs * 32 * config.data_repeats // config.batch_size
+    assert abs(steps - settings.gan_steps) <= settings.gan_steps * 0.05
+    assert Settings(n_real=(6,)).gan_config(6, 0).batch_size == 4  # a whole minibatch-deviation group
+    with pytest.raises(ValueError, match="at least 4"):
+        Settings(n_real=(3,))
