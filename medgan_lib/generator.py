@@ -26,10 +26,8 @@ import tensorflow as tf
 
 from . import addons
 from .config import Config
-from .landmark_output import with_landmark_heatmaps
 from .distribute import global_draw
 from .params import compare_counts, parameter_counts
-from .phantom import LANDMARK_NAMES
 
 PAPER_G_PARAMS = {"total": 17_074_528, "trainable": 17_016_608, "non_trainable": 57_920}
 
@@ -126,10 +124,9 @@ def build_generator(config: Config) -> tf.keras.Model:
     x = tf.keras.layers.Reshape((config.start_size, config.start_size, config.start_channels), name="reshape")(x)
     for level in range(1, config.levels + 1):
         x = _upsampling_level(x, level, level_filters(config, level), config.gn_groups)
-    image = x if x.shape[-1] == config.channels else tf.keras.layers.Conv2D(config.channels, 1, name="to_image")(x)
-    image = tf.keras.layers.Activation("tanh", name="tanh", dtype="float32")(image)
-    if config.landmark_heatmaps:
-        image = with_landmark_heatmaps(x, image, len(LANDMARK_NAMES))
+    if x.shape[-1] != config.output_channels:
+        x = tf.keras.layers.Conv2D(config.output_channels, 1, name="to_image")(x)
+    image = tf.keras.layers.Activation("tanh", name="tanh", dtype="float32")(x)
     return tf.keras.Model(z, image, name="generator")
 
 

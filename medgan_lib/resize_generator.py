@@ -22,9 +22,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from .config import Config
-from .landmark_output import with_landmark_heatmaps
 from .generator import level_filters
-from .phantom import LANDMARK_NAMES
 
 L = tf.keras.layers
 LATENT_MIX = 0.6180339887  # golden-ratio weights: seed = bitcast(sum_i z_i (1 + 0.618 i))
@@ -93,8 +91,6 @@ def build_resize_conv_generator(config: Config) -> tf.keras.Model:
             x = NoiseInjection(level, config.g_noise_modulated, name=f"level{level}_noise")([x, z])
         x = L.BatchNormalization(name=f"level{level}_batchnorm")(x)
         x = L.ReLU(name=f"level{level}_relu")(x)
-    image = L.Conv2D(config.channels, 3, padding="same", name="to_image")(x)
-    image = L.Activation("tanh", name="tanh", dtype="float32")(image)
-    if config.landmark_heatmaps:
-        image = with_landmark_heatmaps(x, image, len(LANDMARK_NAMES))
+    x = L.Conv2D(config.output_channels, 3, padding="same", name="to_image")(x)
+    image = L.Activation("tanh", name="tanh", dtype="float32")(x)
     return tf.keras.Model(z, image, name="generator")

@@ -5,13 +5,11 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from medgan_lib.config import SMOKE
 from medgan_lib.data import load_images
 from medgan_lib.generator import build_generator
-from medgan_lib.landmark_output import LandmarkHeatmaps
-from medgan_lib.landmarks import decode_heatmaps, encode_heatmaps, stack_landmarks, to_signed, to_unit, training_arrays
+from medgan_lib.landmarks import decode_heatmaps, stack_landmarks, to_unit, training_arrays
 from medgan_lib.phantom import LANDMARK_NAMES, make_phantom
 from medgan_lib.generate import generate_to_directory, latent_stream, sampling_snapshot
 from medgan_lib.landmarks import split_labelled_output
@@ -73,28 +71,3 @@ def test_generate_writes_the_generated_landmarks(labelled_run, tmp_path):
     record = json.loads((tmp_path / "out" / "generation.json").read_text())
     assert record["landmarks"]["names"] == list(LANDMARK_NAMES) and "argmax" in record["landmarks"]["rule"]
     assert record["image_shape"] == [32, 32, 1]
-
-
-def test_generated_heatmaps_are_the_encoding_of_their_points():
-    layer = LandmarkHeatmaps(len(LANDMARK_NAMES))
-    features = tf.random.stateless_normal((3, 32, 32, 8), seed=(1, 2))
-    layer.build(features.shape)
-    layer.presence_logits.bias.assign(np.array([2.0, -2.0, 2.0, 2.0, 2.0], np.float32))  # drawn as 1 / 0
-    xy, presence = layer.points(features)
-    present = presence.numpy() > 0.5
-    np.testing.assert_array_equal(present, np.tile([True, False, True, True, True], (3, 1)))
-    heatmaps = layer(features).numpy()
-    np.testing.assert_allclose(heatmaps, to_signed(encode_heatmaps(xy.numpy(), present, 32)), atol=1e-5)
-    decoded, found, _ = decode_heatmaps(to_unit(heatmaps))
-    np.testing.assert_array_equal(found, present)
-    assert np.abs(decoded - xy.numpy())[present].max() < 0.05
-
-
-def test_the_discriminator_gradient_reaches_the_landmark_positions():
-    layer = LandmarkHeatmaps(2)
-    features = tf.random.stateless_normal((2, 16, 16, 4), seed=(3, 4))
-    target = to_signed(encode_heatmaps(np.array([[[3.0, 12.0], [10.0, 5.0]]] * 2), np.ones((2, 2), bool), 16))
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(tf.square(layer(features) - target))
-    gradients = tape.gradient(loss, layer.position_logits.trainable_weights + layer.presence_logits.trainable_weights)
-    assert all(float(tf.reduce_max(tf.abs(g))) > 0 for g in gradients)
