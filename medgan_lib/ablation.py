@@ -48,6 +48,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "no DiffAugment": {"diff_augment": False},
     "no minibatch std in D": {"d_minibatch_std": False},
     "no mode seeking": {"g_mode_seeking": 0.0},
+    "no learning-rate decay": {"lr_decay_fraction": 0.0},
     "float32 (no bf16)": {"mixed_precision": False},
     "simultaneous updates": {"update_order": "simultaneous"},
     "paper generator (cpu preset's)": {"generator": "paper", "g_noise_levels": 0, "width": 8},

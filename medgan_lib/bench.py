@@ -465,9 +465,8 @@ def speed(args: argparse.Namespace) -> str:
 
 
 def samples_at(run_dir: Path, config: Config, epoch: int, n: int) -> np.ndarray:
-    """``n`` images from the run's generator weights of snapshot ``epoch`` (fixed seed), built
-    under the run's precision policy."""
-    generator = snapshot_generator(run_dir, epoch, config, mixed_precision=config.mixed_precision)
+    """``n`` images from the run's generator weights of snapshot ``epoch`` (fixed seed)."""
+    generator = snapshot_generator(run_dir, epoch, config)
     return generate_images(generator, latent_batch(config.seed, n, config.latent_dim))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import __version__
 from .generate import OWN_FILES, prepare_output, sampling_snapshot
-from .rundir import load_weights_file, read_config, write_atomic
+from .rundir import read_config, snapshot_generator, write_atomic
 from .runs import git_commit
 
 SIGNATURE = "serving_default"
@@ -50,14 +50,11 @@ def export_saved_model(run_dir: str | os.PathLike, out: str | os.PathLike, epoch
     """Write the SavedModel of the run's sampling snapshot (see the module docstring); returns its metadata."""
     import tensorflow as tf
 
-    from .generator import build_generator
-
     run_dir, out = Path(run_dir), Path(out)
     snapshot = sampling_snapshot(run_dir, epoch)
     config = read_config(run_dir)
     prepare_output(out, overwrite, own=(*EXPORT_FILES, *OWN_FILES))
-    generator = build_generator(config)
-    load_weights_file(generator, snapshot.path)
+    generator = snapshot_generator(run_dir, snapshot.epoch, config)
     module = tf.Module()
     module.generator = generator
 

@@ -352,6 +352,24 @@ class FusedAdam(tf.keras.optimizers.Adam):
         )
 
 
+def learning_rate_factor(config: Config, epoch: int) -> float:
+    """The factor on both learning rates during ``epoch`` (1-based): 1, and over the last
+    ``k = round(lr_decay_fraction * epochs)`` epochs a line falling to 0 at the end of training,
+    read at the middle of each epoch: ``min(1, (epochs - epoch + 0.5) / k)``. A function of the
+    epoch alone, so a resumed run continues the same schedule."""
+    decay_epochs = round(config.lr_decay_fraction * config.epochs)
+    if not decay_epochs:
+        return 1.0
+    return min(1.0, (config.epochs - epoch + 0.5) / decay_epochs)
+
+
+def set_learning_rates(gan: "GAN", config: Config, epoch: int) -> None:
+    """Both optimisers at their configured rate times :func:`learning_rate_factor` for ``epoch``."""
+    factor = learning_rate_factor(config, epoch)
+    gan.g_optimizer.learning_rate.assign(config.g_learning_rate * factor)
+    gan.d_optimizer.learning_rate.assign(config.d_learning_rate * factor)
+
+
 def make_optimizers(config: Config) -> tuple[tf.keras.optimizers.Optimizer, tf.keras.optimizers.Optimizer]:
     """Adam for G and D (the paper names no optimiser; Adam 2e-4, beta_1 0.5 is the DCGAN default)."""
     optimizer = FusedAdam if config.fused_adam else tf.keras.optimizers.Adam

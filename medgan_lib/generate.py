@@ -42,7 +42,7 @@ from .image_files import NPZ_ENCODING, DicomSeries, NpzWriter, write_png
 from .landmarks import decoding_rule, landmark_columns, split_labelled_output
 from .phantom import LANDMARK_NAMES
 from .random_streams import STREAM_IDS, stream
-from .rundir import generator_snapshot_dir, generator_snapshot_path, load_weights_file, read_config
+from .rundir import generator_snapshot_dir, generator_snapshot_path, read_config, snapshot_generator
 from .rundir import snapshot_epochs, snapshot_epochs_saved, write_atomic
 from .runs import git_commit
 
@@ -152,8 +152,6 @@ def generate_to_directory(
 
     ``extra_columns(latent_index)`` may add columns to the manifest rows (the same keys every call).
     """
-    from .generator import build_generator
-
     if file_format not in FORMATS:
         raise GenerationError(f"unknown format {file_format!r}; choose one of {', '.join(FORMATS)}")
     if n < 1 or batch_size < 1:
@@ -162,8 +160,7 @@ def generate_to_directory(
     snapshot = sampling_snapshot(run_dir, epoch)
     config = read_config(run_dir)
     prepare_output(out, overwrite)
-    generator = build_generator(config)
-    load_weights_file(generator, snapshot.path)
+    generator = snapshot_generator(run_dir, snapshot.epoch, config)
 
     digits = max(6, len(str(n - 1)))
     suffix = FORMATS[file_format]

@@ -270,16 +270,15 @@ def _load_weights_file(model: Any, path: Path) -> None:
         model.load_weights(str(link))
 
 
-def snapshot_generator(run_dir: PathLike, epoch: int, config: Config | None = None,
-                       mixed_precision: bool = False) -> Any:
+def snapshot_generator(run_dir: PathLike, epoch: int, config: Config | None = None) -> Any:
     """A new generator of the run (``config``, default the recorded one) with the weights of
-    snapshot ``epoch``, built in float32 or, with ``mixed_precision``, under ``mixed_bfloat16``."""
-    from .gan import precision_policy
+    snapshot ``epoch``, built in float32 whatever precision the run trained in: every sampling
+    path (evaluate, generate, export, the ablation, labelled synthesis) gives the same images on
+    any CPU, with or without native bf16."""
     from .generator import build_generator
 
     config = config or read_config(run_dir)
-    with precision_policy(mixed_precision):
-        model = build_generator(config)
+    model = build_generator(config)
     load_weights_file(model, generator_snapshot_path(run_dir, epoch))
     return model
 

@@ -36,7 +36,7 @@ from .errors import Interrupted, MedganError, RunError
 from . import distribute
 from .figures import save_sample_grid
 from .checkpoints import Checkpoints
-from .gan import GAN, make_optimizers, precision_policy
+from .gan import GAN, make_optimizers, precision_policy, set_learning_rates
 from .generator import build_generator
 from .landmarks import training_arrays
 from .random_streams import stream
@@ -343,6 +343,7 @@ def _train_epochs(run: _Run, checkpoints: Checkpoints, history: list[dict], stop
         for epoch in bar:
             began = time.perf_counter()
             dataset = make_dataset(run.real_inputs, config.batch_size, config.seed, epoch)
+            set_learning_rates(gan, config, epoch)
             result = gan.fit(dataset, epochs=1, verbose=0)
             row = {"epoch": epoch, **{k: float(v[-1]) for k, v in result.history.items()}}
             row["seconds"] = round(time.perf_counter() - began, 3)

@@ -40,20 +40,50 @@ def test_medgan_at_smoke_scale_leaves_chance_and_keeps_diverse_samples(medgan_sm
 
 def test_snapshots_and_samples_come_from_the_weight_average(medgan_smoke_run):
     from medgan_lib.checkpoints import Checkpoints
+    from medgan_lib.gan import precision_policy
+    from medgan_lib.generator import build_generator
     from medgan_lib.rundir import snapshot_generator
     from medgan_lib.runs import build_gan
 
     config, run_dir = medgan_smoke_run
+    assert config.mixed_precision
     gan, _ = build_gan(config)
     Checkpoints(run_dir, gan).restore()
-    # built under the policy the run's samples were drawn under
-    snapshot = snapshot_generator(run_dir, config.epochs, config, mixed_precision=config.mixed_precision)
+    snapshot = snapshot_generator(run_dir, config.epochs, config)
+    assert {layer.compute_dtype for layer in snapshot.layers} == {"float32"}  # sampling is float32 for a bf16 run
     for saved, average, raw in zip(snapshot.weights, gan.generator_average.weights, gan.generator.weights):
         np.testing.assert_array_equal(saved.numpy(), average.numpy(), err_msg=saved.name)
     assert any(not np.array_equal(a.numpy(), r.numpy()) for a, r in zip(snapshot.weights, gan.generator.weights))
+    with precision_policy(config.mixed_precision):  # the policy the run's samples were drawn under
+        sampler = build_generator(config)
+    sampler.set_weights(snapshot.get_weights())
     fixed = np.load(run_dir / "fixed_noise.npy")
-    np.testing.assert_allclose(snapshot(fixed, training=False).numpy(),
+    np.testing.assert_allclose(sampler(fixed, training=False).numpy(),
                                np.load(run_dir / "samples" / f"epoch_{config.epochs:04d}.npy"), atol=1e-6)
+
+
+def test_learning_rates_fall_linearly_to_zero_over_the_last_share_of_epochs():
+    from medgan_lib.gan import learning_rate_factor
+
+    assert MEDGAN.epochs == 180 and round(MEDGAN.lr_decay_fraction * MEDGAN.epochs) == 30
+    factors = [learning_rate_factor(MEDGAN, epoch) for epoch in range(1, MEDGAN.epochs + 1)]
+    assert factors[:150] == [1.0] * 150
+    assert factors[150:] == pytest.approx([(30 - i - 0.5) / 30 for i in range(30)])
+    assert {learning_rate_factor(MEDGAN.replace(lr_decay_fraction=0.0), e) for e in (1, 180)} == {1.0}
+
+
+def test_the_training_loop_sets_the_decayed_rates_and_checkpoints_them(medgan_smoke_run):
+    from medgan_lib.checkpoints import Checkpoints
+    from medgan_lib.gan import learning_rate_factor
+    from medgan_lib.runs import build_gan
+
+    config, run_dir = medgan_smoke_run
+    last = learning_rate_factor(config, config.epochs)
+    assert last == 0.5  # the smoke preset decays over its last epoch
+    gan, _ = build_gan(config)
+    Checkpoints(run_dir, gan).restore()
+    assert float(gan.g_optimizer.learning_rate) == pytest.approx(config.g_learning_rate * last)
+    assert float(gan.d_optimizer.learning_rate) == pytest.approx(config.d_learning_rate * last)
 
 
 def test_lazy_r1_is_applied_every_k_th_discriminator_update_times_k():
