@@ -65,11 +65,11 @@ def test_snapshots_and_samples_come_from_the_weight_average(medgan_smoke_run):
 def test_learning_rates_fall_linearly_to_zero_over_the_last_share_of_epochs():
     from medgan_lib.gan import learning_rate_factor
 
-    assert MEDGAN.epochs == 180 and round(MEDGAN.lr_decay_fraction * MEDGAN.epochs) == 30
+    assert MEDGAN.epochs == 210 and round(MEDGAN.lr_decay_fraction * MEDGAN.epochs) == 60
     factors = [learning_rate_factor(MEDGAN, epoch) for epoch in range(1, MEDGAN.epochs + 1)]
     assert factors[:150] == [1.0] * 150
-    assert factors[150:] == pytest.approx([(30 - i - 0.5) / 30 for i in range(30)])
-    assert {learning_rate_factor(MEDGAN.replace(lr_decay_fraction=0.0), e) for e in (1, 180)} == {1.0}
+    assert factors[150:] == pytest.approx([(60 - i - 0.5) / 60 for i in range(60)])
+    assert {learning_rate_factor(MEDGAN.replace(lr_decay_fraction=0.0), e) for e in (1, 210)} == {1.0}
 
 
 def test_the_training_loop_sets_the_decayed_rates_and_checkpoints_them(medgan_smoke_run):
@@ -79,7 +79,7 @@ def test_the_training_loop_sets_the_decayed_rates_and_checkpoints_them(medgan_sm
 
     config, run_dir = medgan_smoke_run
     last = learning_rate_factor(config, config.epochs)
-    assert last == 0.5  # the smoke preset decays over its last epoch
+    assert last == 0.5  # the medgan preset's 2/7 of 3 epochs: the last one decays
     gan, _ = build_gan(config)
     Checkpoints(run_dir, gan).restore()
     assert float(gan.g_optimizer.learning_rate) == pytest.approx(config.g_learning_rate * last)
