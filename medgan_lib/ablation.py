@@ -52,8 +52,6 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "float32 (no bf16)": {"mixed_precision": False},
     "simultaneous updates": {"update_order": "simultaneous"},
     "paper generator (cpu preset's)": {"generator": "paper", "g_noise_levels": 0, "width": 8},
-    "plus spectral norm in D": {"d_spectral_norm": True},
-    "plus latent-modulated noise": {"g_noise_modulated": True},
 }
 OTHER_PRESETS = {"paper-method": "cpu"}
 REFERENCE = "reference: training vs held-out real frames"
