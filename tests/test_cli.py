@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from medgan_lib.__main__ import _parser, main
-from medgan_lib.config import Config, preset
+from medgan_lib.config import PRESETS, Config, preset
 from medgan_lib.config_cli import (CHOICES, field_comments, field_help, field_type, option_fields, option_name,
                                    resolve_config)
 
@@ -179,7 +179,8 @@ def test_help_gives_every_option_a_default_and_every_command_an_example(capsys):
     for f in option_fields():
         entry = options[options.index(f"  {option_name(f.name)}"):]
         assert "(presets: " in " ".join(entry[:400].split()), f.name
-    assert "(presets: cpu 600, medgan 150, medgan_smoke 3, paper 600, smoke 3)" in " ".join(out.split())  # --epochs
+    epochs = ", ".join(f"{name} {PRESETS[name].epochs}" for name in sorted(PRESETS))
+    assert f"(presets: {epochs})" in " ".join(out.split())  # --epochs
     code, out, _ = run_main(capsys, "generate", "--help")
     assert "(default: png)" in " ".join(out.split())
 
