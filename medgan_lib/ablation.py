@@ -3,7 +3,8 @@
     python -m medgan_lib.ablation --out-dir runs/ablation --epochs 40 --seeds 0,1
     python -m medgan_lib.ablation --out-dir runs/quality --variants medgan,paper-method --seeds 0,1,2
 
-Every variant is the ``--preset`` (default ``medgan``) with one component removed (``ABLATIONS``)
+Every variant is the ``--preset`` (default ``medgan``) with one component removed (``ABLATIONS``;
+the weight average's row samples G itself from the unchanged run, ``NO_WEIGHT_AVERAGE``)
 or another preset (``OTHER_PRESETS``: ``paper-method`` is the ``cpu`` preset, the paper's method
 at CPU scale), with ``--set FIELD=VALUE`` changes applied to every variant (e.g. another
 ``data``), trained for ``--epochs`` (default: each configuration's own) with every seed
@@ -30,6 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .checkpoints import trained_generator
 from .config import PRESETS, Config, preset
 from .config_cli import parse_set
 from .evaluation import real_sample, summary_row
@@ -40,10 +42,15 @@ from .runs import train
 from .sampling import generate_images, latent_batch
 from .tables import markdown_table
 
+UNCHANGED = "medgan"  # the row of the --preset as it is
+NO_WEIGHT_AVERAGE = "no weight average (EMA)"
+"""The weight average of G only makes samples; it never feeds back into training (the losses of a
+run with and without it are equal to the last digit). So this row samples G itself from the last
+checkpoint of the UNCHANGED run: the exact effect of the average, at no training cost."""
 ABLATIONS: dict[str, dict[str, Any]] = {
-    "medgan": {},
+    UNCHANGED: {},
     "no noise injection": {"g_noise_levels": 0},
-    "no weight average (EMA)": {"g_ema_decay": 0.0},
+    NO_WEIGHT_AVERAGE: {},  # G itself from the UNCHANGED run, no second run (see NO_WEIGHT_AVERAGE)
     "no R1 penalty": {"r1_gamma": 0.0},
     "no DiffAugment": {"diff_augment": False},
     "no minibatch std in D": {"d_minibatch_std": False},
@@ -103,10 +110,20 @@ def _metrics_row(images: np.ndarray, heldout: np.ndarray, train_images: np.ndarr
     return {**summary_row(0, metrics), "memorised": memorisation_rate(scores)}
 
 
+def run_dir_of(out_dir: Path, name: str, seed: int) -> Path:
+    """Where variant ``name`` trains with ``seed``; the NO_WEIGHT_AVERAGE row uses the UNCHANGED run."""
+    trained = UNCHANGED if name == NO_WEIGHT_AVERAGE else name
+    return out_dir / trained.replace(" ", "_").replace("(", "").replace(")", "") / f"seed_{seed}"
+
+
 def run_row(name: str, config: Config, run_dir: Path, heldout: np.ndarray) -> dict[str, Any]:
-    """Train (or resume) one run and measure its last snapshot against the held-out images."""
+    """Train (or resume) one run and measure its last snapshot (G itself for NO_WEIGHT_AVERAGE)
+    against the held-out images."""
+    if name == NO_WEIGHT_AVERAGE and not config.g_ema_decay:
+        raise ValueError(f"preset {config.preset!r} keeps no weight average of G, so {name!r} removes nothing")
     train(config, run_dir, progress=False)
-    generator = snapshot_generator(run_dir, config.epochs, config)
+    generator = (trained_generator(run_dir, config) if name == NO_WEIGHT_AVERAGE
+                 else snapshot_generator(run_dir, config.epochs, config))
     fake = generate_images(generator, latent_batch(config.seed, len(heldout), config.latent_dim))
     history = read_history(history_path(run_dir))
     row = _metrics_row(fake, heldout, training_images(config).images, config.seed)
@@ -158,7 +175,7 @@ def ablate(out_dir: str | Path, variants: list[str], seeds: list[int], base: str
     for name in variants:
         for seed in seeds:
             config = variant_config(name, base, seed, epochs, changes)
-            run_dir = out_dir / name.replace(" ", "_").replace("(", "").replace(")", "") / f"seed_{seed}"
+            run_dir = run_dir_of(out_dir, name, seed)
             logging.getLogger("medgan").info("%s, seed %d -> %s", name, seed, run_dir)
             rows.append(run_row(name, config, run_dir, heldout_sample(config, real, n)))
     for seed in seeds:
@@ -170,7 +187,8 @@ def ablate(out_dir: str | Path, variants: list[str], seeds: list[int], base: str
                + "".join(f" --set {shlex.quote(f'{k}={set_text(v)}')}" for k, v in (changes or {}).items())
                + "".join(f" --real {shlex.quote(spec)}" for spec in real or ()))
     heldout_text = " + ".join(real) if real else "the run's held-out images (phantom: the next seed's frames)"
-    notes = (f"{n} generated images (fixed latents, the last snapshot: the weight average where the run keeps one) "
+    notes = (f"{n} generated images (fixed latents, the last snapshot: the weight average where the run keeps one; "
+             "the row without it: G itself from the same run) "
              f"vs as many held-out real images, never trained on: {heldout_text}; memorised = share of generated images "
              "with Pearson r >= 0.95 to one of the run's training frames; SWD on Laplacian-pyramid patches "
              "(x1e3, levels finest first), precision/recall on 16x16 standardised pixels (k = 3), MS-SSIM of random "

@@ -17,9 +17,12 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from .config import Config
 from .gan import GAN
+from .generator import build_generator
 from .resume import checkpoint_epoch, checkpoint_name, read_pointer, restore_newest_intact
-from .rundir import HISTORY_FIELDS, checkpoints_dir, generator_snapshot_path, history_csv, read_history, write_atomic
+from .rundir import (HISTORY_FIELDS, RunNotReady, checkpoints_dir, generator_snapshot_path, history_csv,
+                     read_config, read_history, write_atomic)
 
 KEEP_CHECKPOINTS = 2
 
@@ -104,3 +107,16 @@ class Checkpoints(PublishedStates):
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+
+def trained_generator(run_dir: Path, config: Config | None = None) -> tf.keras.Model:
+    """G itself (not its weight average) at the run's published checkpoint, as a new float32
+    generator of ``config`` (default the recorded one): what the run would sample without the average."""
+    config = config or read_config(run_dir)
+    published = read_pointer(checkpoints_dir(run_dir))
+    if published is None:
+        raise RunNotReady(f"no published checkpoint in {checkpoints_dir(run_dir)}: train the run first")
+    model = build_generator(config)
+    status = tf.train.Checkpoint(generator=model).read(str(published[1] / "state"))
+    status.assert_existing_objects_matched().expect_partial()  # every G weight found; the rest is not wanted
+    return model

@@ -101,3 +101,49 @@ def test_lazy_r1_is_applied_every_k_th_discriminator_update_times_k():
         values.append(float(gan.r1_penalty(real)))
     assert values == pytest.approx([expected, 0.0, 0.0, expected], rel=1e-5)
     assert float(build_gan(config.replace(r1_gamma=0.0))[0].r1_penalty(real)) == 0.0
+
+
+def test_the_weight_average_never_feeds_back_into_training(medgan_smoke_run, tmp_path):
+    from medgan_lib.runs import train
+
+    config, run_dir = medgan_smoke_run
+    without = train(config.replace(g_ema_decay=0.0), tmp_path / "without_average", progress=False)
+    with_losses, without_losses = (
+        [(row["d_loss"], row["g_loss"]) for row in read_history(d / "history.csv")] for d in (run_dir, without))
+    assert with_losses == without_losses
+
+
+def test_trained_generator_is_g_itself_in_float32_not_its_average(medgan_smoke_run):
+    from medgan_lib.checkpoints import Checkpoints, trained_generator
+    from medgan_lib.rundir import snapshot_generator
+    from medgan_lib.runs import build_gan
+
+    config, run_dir = medgan_smoke_run
+    gan, _ = build_gan(config)
+    Checkpoints(run_dir, gan).restore()
+    model = trained_generator(run_dir)
+    assert {layer.compute_dtype for layer in model.layers} == {"float32"}
+    for mine, raw in zip(model.weights, gan.generator.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), raw.numpy(), err_msg=mine.name)
+    average = snapshot_generator(run_dir, config.epochs, config)
+    assert any(not np.array_equal(a.numpy(), m.numpy()) for a, m in zip(average.weights, model.weights))
+
+
+def test_the_ablation_row_without_the_average_samples_g_from_the_unchanged_run(medgan_smoke_run, tmp_path):
+    import shutil
+
+    from medgan_lib.ablation import NO_WEIGHT_AVERAGE, UNCHANGED, _metrics_row, ablate, heldout_sample
+    from medgan_lib.checkpoints import trained_generator
+    from medgan_lib.real_sets import training_images
+    from medgan_lib.sampling import generate_images, latent_batch
+
+    config, run_dir = medgan_smoke_run
+    shutil.copytree(run_dir, tmp_path / UNCHANGED / f"seed_{config.seed}")  # finished: the ablation trains nothing
+    rows = ablate(tmp_path, [UNCHANGED, NO_WEIGHT_AVERAGE], [config.seed], base=config.preset, n=64)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [UNCHANGED]  # no second run
+    unchanged, without = rows[0], rows[1]
+    assert without["variant"] == NO_WEIGHT_AVERAGE and without["swd"] != unchanged["swd"]
+    heldout = heldout_sample(config, None, 64)
+    images = generate_images(trained_generator(run_dir, config), latent_batch(config.seed, len(heldout), config.latent_dim))
+    expected = _metrics_row(images, heldout, training_images(config).images, config.seed)
+    assert without["swd"] == pytest.approx(expected["swd"]) and without["recall"] == expected["recall"]
