@@ -117,11 +117,8 @@ def run_dir_of(out_dir: Path, name: str, seed: int) -> Path:
 
 
 def run_row(name: str, config: Config, run_dir: Path, heldout: np.ndarray) -> dict[str, Any]:
-    """Train (or resume) one run and measure its last snapshot (G itself for NO_WEIGHT_AVERAGE)
-    against the held-out images."""
-    if name == NO_WEIGHT_AVERAGE and not config.g_ema_decay:
-        raise ValueError(f"preset {config.preset!r} keeps no weight average of G, so {name!r} removes nothing")
-    train(config, run_dir, progress=False)
+    """Measure the finished run's last snapshot (G itself for NO_WEIGHT_AVERAGE) against the
+    held-out images."""
     generator = (trained_generator(run_dir, config) if name == NO_WEIGHT_AVERAGE
                  else snapshot_generator(run_dir, config.epochs, config))
     fake = generate_images(generator, latent_batch(config.seed, len(heldout), config.latent_dim))
@@ -171,12 +168,17 @@ def ablate(out_dir: str | Path, variants: list[str], seeds: list[int], base: str
     """Train and measure every variant with every seed, then the references; write results.md / .json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, trained = [], set()
     for name in variants:
         for seed in seeds:
             config = variant_config(name, base, seed, epochs, changes)
+            if name == NO_WEIGHT_AVERAGE and not config.g_ema_decay:
+                raise ValueError(f"preset {config.preset!r} keeps no weight average of G, so {name!r} removes nothing")
             run_dir = run_dir_of(out_dir, name, seed)
             logging.getLogger("medgan").info("%s, seed %d -> %s", name, seed, run_dir)
+            if run_dir not in trained:  # the NO_WEIGHT_AVERAGE row shares the UNCHANGED run: train (or resume) it once
+                train(config, run_dir, progress=False)
+                trained.add(run_dir)
             rows.append(run_row(name, config, run_dir, heldout_sample(config, real, n)))
     for seed in seeds:
         config = variant_config(variants[0], base, seed, epochs, changes)

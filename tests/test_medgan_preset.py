@@ -135,12 +135,15 @@ def test_the_ablation_row_without_the_average_samples_g_from_the_unchanged_run(m
     from medgan_lib.ablation import NO_WEIGHT_AVERAGE, UNCHANGED, _metrics_row, ablate, heldout_sample
     from medgan_lib.checkpoints import trained_generator
     from medgan_lib.real_sets import training_images
+    from medgan_lib.rundir import read_provenance
     from medgan_lib.sampling import generate_images, latent_batch
 
     config, run_dir = medgan_smoke_run
-    shutil.copytree(run_dir, tmp_path / UNCHANGED / f"seed_{config.seed}")  # finished: the ablation trains nothing
+    copy = shutil.copytree(run_dir, tmp_path / UNCHANGED / f"seed_{config.seed}")  # finished: nothing to train
+    sessions = len(read_provenance(copy)["sessions"])
     rows = ablate(tmp_path, [UNCHANGED, NO_WEIGHT_AVERAGE], [config.seed], base=config.preset, n=64)
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [UNCHANGED]  # no second run
+    assert len(read_provenance(copy)["sessions"]) == sessions + 1  # the shared run is resumed once, not per row
     unchanged, without = rows[0], rows[1]
     assert without["variant"] == NO_WEIGHT_AVERAGE and without["swd"] != unchanged["swd"]
     heldout = heldout_sample(config, None, 64)
